@@ -1,0 +1,69 @@
+// swift-tools-version: 6.0
+// Petrel: an XDP layer-4 load balancer. BPF data plane in bpf/, Swift control plane in Sources/.
+import PackageDescription
+
+let package = Package(
+    name: "Petrel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Petrel", targets: ["Petrel"]),
+        .executable(name: "petrel", targets: ["petrel"]),
+        .executable(name: "petreld", targets: ["petreld"]),
+        .executable(name: "petrel-bench", targets: ["PetrelBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // MARK: C edges
+        .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF"),
+        .systemLibrary(name: "CPetrelABI", path: "Sources/CPetrelABI"),
+
+        // MARK: Building the BPF programs during `swift build`
+        .executableTarget(name: "petrel-embed-bpf", path: "Sources/BPFEmbedTool"),
+        .plugin(
+            name: "BPFCompilerPlugin",
+            capability: .buildTool(),
+            dependencies: ["petrel-embed-bpf"],
+            path: "Sources/BPFCompilerPlugin"
+        ),
+        .target(name: "PetrelObjects", plugins: ["BPFCompilerPlugin"]),
+
+        // MARK: The product
+        // The BPF access layer: the only code that touches libbpf, raw fds and errno.
+        .target(name: "PetrelBPF", dependencies: ["CLibBPF"]),
+        // The load balancer: model, Maglev, data-plane driver, stats, explain.
+        .target(name: "Petrel", dependencies: ["PetrelBPF", "PetrelObjects", "CPetrelABI"]),
+        // The config file: parsing and validation.
+        .target(name: "PetrelConfig", dependencies: ["Petrel", "Yams"]),
+
+        // MARK: Front ends
+        .executableTarget(
+            name: "petreld",
+            dependencies: [
+                "Petrel", "PetrelConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "petrel",
+            dependencies: [
+                "Petrel", "PetrelConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "PetrelBench",
+            dependencies: ["Petrel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "bench/Sources/PetrelBench"
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "PetrelTests", dependencies: ["Petrel"]),
+        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "CPetrelABI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,9 @@
+#pragma once
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <xdp/libxdp.h>
+#include <linux/if_link.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <sys/mman.h>
+

@@ -1,0 +1,3 @@
+import Testing
+import Petrel
+@Test func placeholder2() { }

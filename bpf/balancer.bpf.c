@@ -1,0 +1,80 @@
+/* Petrel's forwarding program. Read it as the packet's journey: parse, match a
+ * VIP, pick a real (connection tables, then the Maglev ring), encapsulate,
+ * transmit. Anything that is not ours goes to the kernel untouched. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "petrel_abi.h"
+#include "lib/maps.h"
+#include "lib/stats.h"
+#include "lib/parse.h"
+#include "lib/select.h"
+#include "lib/encap.h"
+
+static __always_inline int verdict_for(int reason)
+{
+	switch (reason) {
+	case PETREL_STAT_FORWARD:
+		return XDP_TX;
+	case PETREL_STAT_DROP_MALFORMED:
+	case PETREL_STAT_DROP_NO_REAL:
+	case PETREL_STAT_DROP_TOO_BIG:
+	case PETREL_STAT_DROP_ENCAP_FAILED:
+	case PETREL_STAT_DROP_NO_CONFIG:
+		return XDP_DROP;
+	default:
+		return XDP_PASS;
+	}
+}
+
+static __always_inline int balance(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 frame_len = end - data;
+	struct petrel_vip_meta *vip;
+	struct petrel_config *cfg;
+	struct packet pkt = {};
+	struct choice choice = {};
+	__u32 zero = 0, hash;
+	int reason;
+
+	reason = parse_packet(data, end, &pkt);
+	if (reason != PARSE_OK)
+		return reason;
+
+	vip = find_vip(&pkt.flow);
+	if (!vip)
+		return pkt.icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || cfg->ring_size == 0 || cfg->mtu == 0)
+		return PETREL_STAT_DROP_NO_CONFIG;
+
+	hash = flow_hash(&pkt.flow, vip->flags);
+	reason = choose_real(&pkt, vip, cfg, hash, &choice);
+	if (reason != PARSE_OK)
+		return reason;
+
+	reason = encapsulate(ctx, &pkt, choice.real, cfg, hash);
+	if (reason != PETREL_STAT_FORWARD)
+		return reason;
+
+	count_traffic(&vip_stats, vip->vip_index, frame_len);
+	count_traffic(&real_stats, choice.real_id, frame_len);
+	if (pkt.icmp_error)
+		count_stat(PETREL_STAT_EVENT_ICMP_FORWARD);
+	return PETREL_STAT_FORWARD;
+}
+
+SEC("xdp")
+int petrel_balancer(struct xdp_md *ctx)
+{
+	int reason;
+
+	count_stat(PETREL_STAT_RX);
+	reason = balance(ctx);
+	count_stat(reason);
+	return verdict_for(reason);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,156 @@
+/* Petrel's decapsulation program for the reals. It strips the outer header of
+ * IP-in-IP packets addressed to this host (4in4, 6in6, 4in6) and hands the inner
+ * packet to the kernel, where the VIP lives on loopback and a normal socket
+ * answers the client directly. Everything else passes untouched. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "petrel_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct petrel_decap_addr);
+	__type(value, __u32);
+} decap_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_DECAP_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} decap_stats SEC(".maps");
+
+struct l2_header {
+	__u8   dest[ETH_ALEN];
+	__u8   source[ETH_ALEN];
+	__be16 ethertype;
+	__be16 vlan_tci;         /* only with a VLAN tag */
+	__be16 vlan_ethertype;   /* only with a VLAN tag */
+};
+
+static __always_inline void count(__u32 reason)
+{
+	__u64 *counter = bpf_map_lookup_elem(&decap_stats, &reason);
+
+	if (counter)
+		*counter += 1;
+}
+
+static __always_inline int is_local(const void *addr, __u32 len, __u8 family)
+{
+	struct petrel_decap_addr key = { .family = family };
+
+	__builtin_memcpy(key.addr_be, addr, len);
+	return bpf_map_lookup_elem(&decap_addrs, &key) != 0;
+}
+
+/* Moves the L2 header forward over the outer IP header, then drops the front. */
+static __always_inline int strip(struct xdp_md *ctx, __u32 l2_len, __u32 outer_len, __be16 inner_ethertype)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct l2_header l2;
+	struct l2_header *moved;
+
+	if (data + sizeof(l2) > end)
+		return PETREL_DECAP_DROP_MALFORMED;
+	__builtin_memcpy(&l2, data, sizeof(l2));
+	if (l2_len > sizeof(struct ethhdr))
+		l2.vlan_ethertype = inner_ethertype;
+	else
+		l2.ethertype = inner_ethertype;
+
+	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
+		return PETREL_DECAP_DROP_MALFORMED;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + l2_len > end || data + sizeof(struct ethhdr) > end)
+		return PETREL_DECAP_DROP_MALFORMED;
+	/* The adjust above already moved data past the old L2 start; write L2 anew. */
+	moved = data;
+	if (l2_len > sizeof(struct ethhdr)) {
+		if (data + sizeof(*moved) > end)
+			return PETREL_DECAP_DROP_MALFORMED;
+		__builtin_memcpy(moved, &l2, sizeof(*moved));
+	} else {
+		__builtin_memcpy(moved, &l2, sizeof(struct ethhdr));
+	}
+	return PETREL_DECAP_DECAPSULATED;
+}
+
+static __always_inline int decap(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 l2_len = sizeof(*eth);
+	__be16 ethertype;
+
+	if ((void *)(eth + 1) > end)
+		return PETREL_DECAP_PASS_NOT_TUNNEL;
+	ethertype = eth->h_proto;
+	if (ethertype == bpf_htons(ETH_P_8021Q) || ethertype == bpf_htons(ETH_P_8021AD)) {
+		__be16 *inner_type = data + sizeof(*eth) + 2;
+
+		if ((void *)(inner_type + 1) > end)
+			return PETREL_DECAP_PASS_NOT_TUNNEL;
+		ethertype = *inner_type;
+		l2_len += 4;
+	}
+
+	if (ethertype == bpf_htons(ETH_P_IP)) {
+		struct iphdr *outer = data + l2_len;
+		__u32 outer_len;
+
+		if ((void *)(outer + 1) > end || outer->protocol != IPPROTO_IPIP)
+			return PETREL_DECAP_PASS_NOT_TUNNEL;
+		if (!is_local(&outer->daddr, 4, PETREL_FAMILY_IPV4))
+			return PETREL_DECAP_PASS_NOT_LOCAL;
+		outer_len = outer->ihl * 4;
+		if (outer_len < sizeof(*outer) || data + l2_len + outer_len + sizeof(struct iphdr) > end)
+			return PETREL_DECAP_DROP_MALFORMED;
+		return strip(ctx, l2_len, outer_len, bpf_htons(ETH_P_IP));
+	}
+
+	if (ethertype == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *outer = data + l2_len;
+		__be16 inner_ethertype;
+		__u32 inner_min;
+
+		if ((void *)(outer + 1) > end)
+			return PETREL_DECAP_PASS_NOT_TUNNEL;
+		if (outer->nexthdr == IPPROTO_IPV6) {
+			inner_ethertype = bpf_htons(ETH_P_IPV6);
+			inner_min = sizeof(struct ipv6hdr);
+		} else if (outer->nexthdr == IPPROTO_IPIP) {
+			inner_ethertype = bpf_htons(ETH_P_IP);
+			inner_min = sizeof(struct iphdr);
+		} else {
+			return PETREL_DECAP_PASS_NOT_TUNNEL;
+		}
+		if (!is_local(&outer->daddr, 16, PETREL_FAMILY_IPV6))
+			return PETREL_DECAP_PASS_NOT_LOCAL;
+		if (data + l2_len + sizeof(*outer) + inner_min > end)
+			return PETREL_DECAP_DROP_MALFORMED;
+		return strip(ctx, l2_len, sizeof(*outer), inner_ethertype);
+	}
+	return PETREL_DECAP_PASS_NOT_TUNNEL;
+}
+
+SEC("xdp")
+int petrel_decap(struct xdp_md *ctx)
+{
+	int reason;
+
+	count(PETREL_DECAP_RX);
+	reason = decap(ctx);
+	count(reason);
+	return reason == PETREL_DECAP_DROP_MALFORMED ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";

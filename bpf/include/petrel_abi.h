@@ -1,0 +1,139 @@
+/* Petrel's data-plane ABI: every map key and value layout, the flags and the
+ * counter reasons. This one header is included by the BPF programs and imported
+ * by Swift (module CPetrelABI), so the two sides cannot drift apart.
+ *
+ * Byte order: fields named *_be hold network byte order exactly as on the wire;
+ * every other integer is in host order.
+ */
+#ifndef PETREL_ABI_H
+#define PETREL_ABI_H
+
+#include <linux/types.h>
+
+/* ---- Sizes and limits ---------------------------------------------------- */
+
+/* Defaults; the control plane may resize the maps before loading. */
+#define PETREL_DEFAULT_MAX_VIPS        512
+#define PETREL_DEFAULT_MAX_REALS       4096
+#define PETREL_DEFAULT_RING_SIZE       65537
+#define PETREL_DEFAULT_CONN_TABLE_SIZE 65536
+#define PETREL_MAX_CPUS                128
+
+/* Real id 0 means "no real": an empty ring slot or a removed real. */
+#define PETREL_NO_REAL 0
+
+/* Seed shared by the flow hash in C and in Swift (Petrel.FlowHash). */
+#define PETREL_FLOW_HASH_SEED 0x9e3779b9u
+
+/* ---- Address families and VIP flags -------------------------------------- */
+
+#define PETREL_FAMILY_IPV4 4
+#define PETREL_FAMILY_IPV6 6
+
+/* Hash the flow without its source port: all connections of one client go to one real. */
+#define PETREL_VIP_HASH_NO_SRC_PORT   (1u << 0)
+/* Skip the connection table: every packet is placed by the ring alone. */
+#define PETREL_VIP_LRU_BYPASS         (1u << 1)
+/* Hash on the destination port only: every client of one port goes to one real. */
+#define PETREL_VIP_HASH_DST_PORT_ONLY (1u << 2)
+#define PETREL_VIP_KNOWN_FLAGS        0x7u
+
+/* ---- Map layouts ----------------------------------------------------------- */
+
+/* An IPv4 address sits in addr_be[0]; the other words are zero. */
+struct petrel_vip_key {
+	__be32 addr_be[4];
+	__be16 port_be;      /* 0: the VIP takes every port of the address */
+	__u8   protocol;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8   family;       /* PETREL_FAMILY_IPV4 or PETREL_FAMILY_IPV6 */
+};
+
+struct petrel_vip_meta {
+	__u32 flags;         /* PETREL_VIP_* */
+	__u32 vip_index;     /* row of this VIP in the ring map and in vip_stats */
+};
+
+/* Reals are shared between VIPs and indexed by id (1 .. max_reals-1). */
+struct petrel_real {
+	__be32 addr_be[4];
+	__u8   family;       /* 0: slot unused */
+	__u8   pad[3];
+	__u32  generation;   /* bumped when the id is reused, so stale connections re-decide */
+};
+
+/* Connection-table key: a client's flow towards a VIP. */
+struct petrel_flow_key {
+	__be32 src_be[4];
+	__be32 dst_be[4];
+	__be16 src_port_be;
+	__be16 dst_port_be;
+	__u8   protocol;
+	__u8   family;
+	__u8   pad[2];
+};
+
+struct petrel_conn {
+	__u32 real_id;
+	__u32 real_generation;
+};
+
+/* Global settings, one entry in the config map. */
+struct petrel_config {
+	__u8   interface_mac[6];    /* source MAC of every forwarded frame */
+	__u8   next_hop_mac[6];     /* destination MAC: the router towards the reals */
+	__u32  ring_size;           /* slots per VIP in the ring map (a prime) */
+	__u32  mtu;                 /* largest L3 packet the egress link carries */
+	__be32 encap_src_v4_be;     /* outer IPv4 source: high 16 bits kept, low 16 from the flow */
+	__be32 encap_src_v6_be[4];  /* outer IPv6 source: high 64 bits kept, low 64 from the flow */
+};
+
+struct petrel_traffic {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---- Counters -------------------------------------------------------------- */
+
+/* Every packet is counted once under RX and once under exactly one outcome
+ * (a FORWARD, PASS_* or DROP_* reason), so RX equals the sum of the outcomes.
+ * The EVENT_* counters are extra facts about forwarded packets. */
+enum petrel_stat {
+	PETREL_STAT_RX = 0,
+	PETREL_STAT_FORWARD,              /* encapsulated and sent with XDP_TX */
+	PETREL_STAT_PASS_NOT_IP,          /* not IPv4/IPv6: the kernel's business */
+	PETREL_STAT_PASS_NOT_VIP,         /* IP but no VIP matches */
+	PETREL_STAT_PASS_FRAGMENT,        /* IPv4 fragment or IPv6 fragment header */
+	PETREL_STAT_PASS_UNSUPPORTED,     /* other L4 protocol or IPv6 extension header */
+	PETREL_STAT_PASS_ICMP,            /* ICMP not about a VIP flow (echo, ...) */
+	PETREL_STAT_DROP_MALFORMED,       /* a header is cut short or lies about its length */
+	PETREL_STAT_DROP_NO_REAL,         /* the VIP has no real (empty ring) */
+	PETREL_STAT_DROP_TOO_BIG,         /* encapsulated packet would exceed the MTU */
+	PETREL_STAT_DROP_ENCAP_FAILED,    /* the kernel refused to grow the packet */
+	PETREL_STAT_DROP_NO_CONFIG,       /* the control plane has not configured the program */
+	PETREL_STAT_EVENT_NEW_CONN,       /* a new decision from the ring */
+	PETREL_STAT_EVENT_CONN_HIT,       /* the per-CPU connection table knew the flow */
+	PETREL_STAT_EVENT_SHARED_HIT,     /* the shared connection table knew the flow */
+	PETREL_STAT_EVENT_LRU_MISS,       /* a non-SYN TCP packet of a flow nobody knew */
+	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
+	PETREL_STAT_EVENT_SHARED_TABLE,   /* no per-CPU table on this CPU: shared one used */
+	PETREL_STAT_COUNT
+};
+
+/* Outcomes of the decapsulation program on the reals. */
+enum petrel_decap_stat {
+	PETREL_DECAP_RX = 0,
+	PETREL_DECAP_DECAPSULATED,        /* outer header stripped, inner packet passed */
+	PETREL_DECAP_PASS_NOT_TUNNEL,     /* not IP-in-IP: passed untouched */
+	PETREL_DECAP_PASS_NOT_LOCAL,      /* tunnel packet for another host: passed untouched */
+	PETREL_DECAP_DROP_MALFORMED,      /* tunnel packet cut short */
+	PETREL_DECAP_STAT_COUNT
+};
+
+/* The decap program strips tunnels whose outer destination is in this map. */
+struct petrel_decap_addr {
+	__be32 addr_be[4];
+	__u8   family;
+	__u8   pad[3];
+};
+
+#endif /* PETREL_ABI_H */

@@ -1,0 +1,86 @@
+/* The balancer's maps. Layouts come from petrel_abi.h; sizes here are defaults
+ * that the control plane resizes before loading (ring, vips, reals, tables). */
+#ifndef PETREL_MAPS_H
+#define PETREL_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "petrel_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct petrel_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
+	__type(key, struct petrel_vip_key);
+	__type(value, struct petrel_vip_meta);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct petrel_real);
+} reals SEC(".maps");
+
+/* One row of ring_size real ids per VIP. Memory-mapped by the control plane,
+ * which rewrites only the slots that change. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS * PETREL_DEFAULT_RING_SIZE);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} ring SEC(".maps");
+
+/* Connection tables: one LRU per CPU (created by the control plane and stored
+ * here by CPU number), and one shared LRU that every CPU also consults, so a
+ * flow that moves to another CPU keeps its real. */
+struct conn_table {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
+	__type(key, struct petrel_flow_key);
+	__type(value, struct petrel_conn);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PETREL_MAX_CPUS);
+	__type(key, __u32);
+	__array(values, struct conn_table);
+} conn_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
+	__type(key, struct petrel_flow_key);
+	__type(value, struct petrel_conn);
+} conn_shared SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct petrel_traffic);
+} vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct petrel_traffic);
+} real_stats SEC(".maps");
+
+#endif
