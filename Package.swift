@@ -20,6 +20,7 @@ let package = Package(
         // MARK: C edges
         .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF"),
         .systemLibrary(name: "CPetrelABI", path: "Sources/CPetrelABI"),
+        .target(name: "CBPFSupport", dependencies: ["CLibBPF"]),
 
         // MARK: Building the BPF programs during `swift build`
         .executableTarget(name: "petrel-embed-bpf", path: "Sources/BPFEmbedTool"),
@@ -33,7 +34,7 @@ let package = Package(
 
         // MARK: The product
         // The BPF access layer: the only code that touches libbpf, raw fds and errno.
-        .target(name: "PetrelBPF", dependencies: ["CLibBPF"]),
+        .target(name: "PetrelBPF", dependencies: ["CLibBPF", "CBPFSupport"]),
         // The load balancer: model, Maglev, data-plane driver, stats, explain.
         .target(name: "Petrel", dependencies: ["PetrelBPF", "PetrelObjects", "CPetrelABI"]),
         // The config file: parsing and validation.

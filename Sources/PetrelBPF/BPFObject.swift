@@ -1,0 +1,103 @@
+import CLibBPF
+import Glibc
+
+/// A BPF object file opened from memory: resize or adopt its maps, load it, then
+/// reach its programs and maps by name.
+public final class BPFObject: @unchecked Sendable {
+    public let name: String
+    let handle: OpaquePointer
+    private let image: UnsafeMutableRawBufferPointer  // libbpf reads the ELF from here until close
+    public private(set) var isLoaded = false
+
+    /// Opens (does not load) an ELF object held in memory.
+    public init(name: String, elf: [UInt8]) throws(BPFError) {
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: elf.count, alignment: 8)
+        image.copyBytes(from: elf)
+        var options = bpf_object_open_opts()
+        options.sz = MemoryLayout<bpf_object_open_opts>.size
+        let opened: OpaquePointer? = name.withCString { cName in
+            options.object_name = cName
+            return bpf_object__open_mem(image.baseAddress, elf.count, &options)
+        }
+        guard let opened, libbpf_get_error(UnsafeRawPointer(opened)) == 0 else {
+            image.deallocate()
+            throw BPFError("open BPF object '\(name)'", errno: Glibc.errno)
+        }
+        self.name = name
+        self.handle = opened
+        self.image = image
+    }
+
+    deinit {
+        bpf_object__close(handle)
+        image.deallocate()
+    }
+
+    private func mapHandle(_ mapName: String) throws(BPFError) -> OpaquePointer {
+        guard let map = bpf_object__find_map_by_name(handle, mapName) else {
+            throw BPFError("find map '\(mapName)' in object '\(name)'", errno: ENOENT)
+        }
+        return map
+    }
+
+    /// The names of the object's maps, in ELF order.
+    public var mapNames: [String] {
+        var names: [String] = []
+        var map = bpf_object__next_map(handle, nil)
+        while let current = map {
+            let mapName = String(cString: bpf_map__name(current))
+            // libbpf's internal maps (.rodata, .bss, ...) are not ours to manage.
+            if !mapName.contains(".") { names.append(mapName) }
+            map = bpf_object__next_map(handle, current)
+        }
+        return names
+    }
+
+    // MARK: Before loading
+
+    /// Sets a map's capacity (only before `load`).
+    public func setMaxEntries(of mapName: String, to entries: Int) throws(BPFError) {
+        try check("resize map '\(mapName)' to \(entries)", bpf_map__set_max_entries(try mapHandle(mapName), UInt32(entries)))
+    }
+
+    /// Makes the object use an existing map (e.g. one pinned by an earlier process)
+    /// instead of creating its own.
+    public func reuse(map mapName: String, from existing: BPFMap) throws(BPFError) {
+        try check("reuse map '\(mapName)'", bpf_map__reuse_fd(try mapHandle(mapName), existing.fd))
+    }
+
+    /// Loads every program and creates the maps. On failure the error carries
+    /// libbpf's messages, including the verifier log.
+    public func load() throws(BPFError) {
+        let (result, log) = LibbpfLog.capturing { bpf_object__load(handle) }
+        if result != 0 {
+            throw BPFError("load BPF object '\(name)'", errno: result == -1 ? Glibc.errno : -result, log: log)
+        }
+        isLoaded = true
+    }
+
+    func markLoaded() { isLoaded = true }
+
+    // MARK: After loading
+
+    public func map(named mapName: String) throws(BPFError) -> BPFMap {
+        precondition(isLoaded, "load the object before using its maps")
+        let fd = bpf_map__fd(try mapHandle(mapName))
+        if fd < 0 { throw BPFError("get fd of map '\(mapName)'", errno: -fd) }
+        // The object owns this fd; a dup keeps the BPFMap valid on its own.
+        let own = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if own < 0 { throw BPFError("dup fd of map '\(mapName)'", errno: Glibc.errno) }
+        return try BPFMap(name: mapName, fd: own, ownsFD: true)
+    }
+
+    public func program(named programName: String) throws(BPFError) -> BPFProgram {
+        guard let program = bpf_object__find_program_by_name(handle, programName) else {
+            throw BPFError("find program '\(programName)' in object '\(name)'", errno: ENOENT)
+        }
+        let fd = bpf_program__fd(program)
+        if fd < 0 { throw BPFError("get fd of program '\(programName)' (is the object loaded?)", errno: -fd) }
+        let own = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if own < 0 { throw BPFError("dup fd of program '\(programName)'", errno: Glibc.errno) }
+        return BPFProgram(name: programName, fd: own)
+    }
+}
