@@ -47,6 +47,11 @@ public final class BPFMap: @unchecked Sendable {
         return try BPFMap(name: name, fd: fd, ownsFD: true)
     }
 
+    /// Creates an LRU hash map outside any object (e.g. a per-CPU connection table).
+    public static func createLRUHash(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> BPFMap {
+        try create(type: BPF_MAP_TYPE_LRU_HASH, name: name, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries)
+    }
+
     // MARK: Pinning
 
     public func pin(at path: String) throws(BPFError) {

@@ -1,0 +1,62 @@
+import CPetrelABI
+
+// Conversions between the Swift model and the C layouts of bpf/include/petrel_abi.h.
+// Addresses are stored in the C structs exactly as on the wire.
+
+typealias AddressWords = (UInt32, UInt32, UInt32, UInt32)
+
+extension IPAddress {
+    /// The wire bytes as the ABI's `__be32 addr_be[4]`.
+    var abiWords: AddressWords { words }
+
+    var abiFamily: UInt8 { family == .ipv4 ? UInt8(PETREL_FAMILY_IPV4) : UInt8(PETREL_FAMILY_IPV6) }
+
+    init?(abiWords: AddressWords, family: UInt8) {
+        var words = abiWords
+        let bytes = withUnsafeBytes(of: &words) { Array($0) }
+        switch Int32(family) {
+        case PETREL_FAMILY_IPV4: self = .v4(Array(bytes.prefix(4)))
+        case PETREL_FAMILY_IPV6: self = .v6(bytes)
+        default: return nil
+        }
+    }
+}
+
+extension VipKey {
+    var abi: petrel_vip_key {
+        var key = petrel_vip_key()
+        key.addr_be = address.abiWords
+        key.port_be = port.bigEndian
+        key.protocol = proto.number
+        key.family = address.abiFamily
+        return key
+    }
+
+    init?(abi: petrel_vip_key) {
+        guard let address = IPAddress(abiWords: abi.addr_be, family: abi.family),
+              let proto = L4Protocol.allCases.first(where: { $0.number == abi.protocol }) else { return nil }
+        self.init(address: address, port: UInt16(bigEndian: abi.port_be), proto: proto)
+    }
+}
+
+extension Flow {
+    var abi: petrel_flow_key {
+        var key = petrel_flow_key()
+        key.src_be = source.abiWords
+        key.dst_be = destination.abiWords
+        key.src_port_be = sourcePort.bigEndian
+        key.dst_port_be = destinationPort.bigEndian
+        key.protocol = proto.number
+        key.family = source.abiFamily
+        return key
+    }
+}
+
+func macBytes(_ tuple: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> [UInt8] {
+    [tuple.0, tuple.1, tuple.2, tuple.3, tuple.4, tuple.5]
+}
+
+func macTuple(_ bytes: [UInt8]) -> (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) {
+    precondition(bytes.count == 6)
+    return (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5])
+}

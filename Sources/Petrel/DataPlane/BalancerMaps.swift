@@ -1,0 +1,63 @@
+import CPetrelABI
+import PetrelBPF
+import PetrelObjects
+
+/// The balancer's maps, by role. Names match bpf/lib/maps.h.
+struct BalancerMaps {
+    static let programName = "petrel_balancer"
+    static let sharedConnectionTable = "conn_shared"
+    /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
+    static let names = ["config", "vips", "reals", "ring", "conn_tables", "conn_shared", "stats", "vip_stats", "real_stats"]
+
+    let config: BPFMap
+    let vips: BPFMap
+    let reals: BPFMap
+    let ring: BPFMappedArray<UInt32>
+    let connectionTables: BPFMap
+    let sharedConnections: BPFMap
+    let stats: BPFMap
+    let vipStats: BPFMap
+    let realStats: BPFMap
+    /// Every map by name, for pinning and for sharing with the attached copy.
+    let all: [String: BPFMap]
+
+    /// max_entries per map for the given limits.
+    static func sizes(for limits: DataPlaneLimits) -> [String: Int] {
+        [
+            "vips": limits.maxVips,
+            "reals": limits.maxReals,
+            "ring": limits.maxVips * limits.ringSize,
+            "conn_shared": limits.connectionTableSize,
+            "vip_stats": limits.maxVips,
+            "real_stats": limits.maxReals,
+        ]
+    }
+
+    init(object: BPFObject) throws(BPFError) {
+        var all: [String: BPFMap] = [:]
+        for name in BalancerMaps.names { all[name] = try object.map(named: name) }
+        try self.init(all: all)
+    }
+
+    private init(all: [String: BPFMap]) throws(BPFError) {
+        self.all = all
+        config = all["config"]!
+        vips = all["vips"]!
+        reals = all["reals"]!
+        ring = try all["ring"]!.mapArray(of: UInt32.self)
+        connectionTables = all["conn_tables"]!
+        sharedConnections = all["conn_shared"]!
+        stats = all["stats"]!
+        vipStats = all["vip_stats"]!
+        realStats = all["real_stats"]!
+    }
+
+    /// Opens a fresh copy of the balancer object whose maps are these maps, sized
+    /// the same: the copy libxdp loads and attaches shares every table and counter.
+    func objectSharingMaps(limits: DataPlaneLimits) throws(BPFError) -> BPFObject {
+        let object = try BPFObject(name: "petrel_balancer", elf: EmbeddedBPFObject.balancer.bytes)
+        for (name, size) in BalancerMaps.sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
+        for (name, map) in all { try object.reuse(map: name, from: map) }
+        return object
+    }
+}

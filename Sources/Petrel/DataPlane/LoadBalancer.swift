@@ -1,0 +1,308 @@
+import CPetrelABI
+import Foundation
+import PetrelBPF
+import PetrelObjects
+
+/// Petrel's data plane, driven from Swift: loads the XDP balancer, fills its
+/// maps from a list of VIPs, attaches it to an interface, reads its counters.
+///
+/// Every change is validated whole before anything is written; writes are
+/// ordered so the data plane only ever sees, per VIP, the old or the new state.
+public final class LoadBalancer: @unchecked Sendable {
+    public let limits: DataPlaneLimits
+    /// Where the maps are pinned on bpffs, if anywhere.
+    public let pinPath: String?
+    /// True when the maps were adopted from an earlier process's pins.
+    public let adoptedPinnedMaps: Bool
+    /// The loaded balancer program (for BPF_PROG_TEST_RUN; the attached copy shares its maps).
+    public let program: BPFProgram
+
+    private let object: BPFObject
+    let maps: BalancerMaps
+    private let lock = NSLock()
+    private var state: AppliedState
+
+    // MARK: Loading
+
+    /// Loads the balancer. With a `pinPath`, maps pinned there by an earlier
+    /// process are adopted (connection tables, counters and rings survive a
+    /// restart); otherwise the new maps are pinned there.
+    public init(limits: DataPlaneLimits = DataPlaneLimits(), pinPath: String? = nil) throws(PetrelError) {
+        try limits.validate()
+        self.limits = limits
+        self.pinPath = pinPath
+
+        let pinned = try LoadBalancer.pinnedMaps(at: pinPath, limits: limits)
+        let (object, maps, program) = try kernel {
+            let object = try BPFObject(name: "petrel_balancer", elf: EmbeddedBPFObject.balancer.bytes)
+            for (name, size) in BalancerMaps.sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
+            for (name, map) in pinned { try object.reuse(map: name, from: map) }
+            try object.load()
+            return (object, try BalancerMaps(object: object), try object.program(named: BalancerMaps.programName))
+        }
+        self.object = object
+        self.maps = maps
+        self.program = program
+        adoptedPinnedMaps = !pinned.isEmpty
+
+        if adoptedPinnedMaps {
+            state = try AppliedState.read(from: maps, limits: limits)
+        } else {
+            state = AppliedState(limits: limits)
+            try kernel {
+                try LoadBalancer.createConnectionTables(in: maps, limits: limits)
+                var config = petrel_config()
+                config.ring_size = UInt32(limits.ringSize)
+                try maps.config.update(UInt32(0), config)
+            }
+            if let pinPath { try pin(at: pinPath) }
+        }
+    }
+
+    /// Opens the maps pinned at `path`, checking they were made with the same limits.
+    private static func pinnedMaps(at path: String?, limits: DataPlaneLimits) throws(PetrelError) -> [String: BPFMap] {
+        guard let path, FileManager.default.fileExists(atPath: "\(path)/vips") else { return [:] }
+        let sizes = BalancerMaps.sizes(for: limits)
+        var result: [String: BPFMap] = [:]
+        for name in BalancerMaps.names {
+            let map = try kernel { try BPFMap.openPinned(path: "\(path)/\(name)", name: name) }
+            if let expected = sizes[name], map.maxEntries != expected {
+                throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
+                               expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
+            }
+            result[name] = map
+        }
+        return result
+    }
+
+    /// One LRU table per CPU in conn_tables. A CPU whose table cannot be created
+    /// falls back to the shared table (counted as event_shared_table_only).
+    private static func createConnectionTables(in maps: BalancerMaps, limits: DataPlaneLimits) throws(BPFError) {
+        let cpus = min(BPFMap.possibleCPUs, Int(PETREL_MAX_CPUS))
+        for cpu in 0..<cpus {
+            guard let table = try? BPFMap.createLRUHash(
+                name: "petrel_conn_\(cpu)",
+                keySize: MemoryLayout<petrel_flow_key>.size, valueSize: MemoryLayout<petrel_conn>.size,
+                maxEntries: limits.connectionTableSize)
+            else { continue }
+            try maps.connectionTables.setInnerMap(at: UInt32(cpu), to: table)
+        }
+    }
+
+    private func pin(at path: String) throws(PetrelError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw .invalid(field: "pin_path", value: path, expected: "must be a writable directory on bpffs (\(error.localizedDescription))")
+        }
+        for (name, map) in maps.all {
+            try kernel { try map.pin(at: "\(path)/\(name)") }
+        }
+    }
+
+    /// Removes the pinned maps, so the next start begins afresh.
+    public func removePins() {
+        guard let pinPath else { return }
+        for name in BalancerMaps.names { unlink("\(pinPath)/\(name)") }
+        rmdir(pinPath)
+    }
+
+    // MARK: Forwarding settings
+
+    /// Writes the MACs, MTU and outer source prefixes used for every forwarded packet.
+    public func configureForwarding(_ settings: ForwardingSettings) throws(PetrelError) {
+        try settings.validate()
+        var config = petrel_config()
+        config.interface_mac = macTuple(settings.interfaceMAC)
+        config.next_hop_mac = macTuple(settings.nextHopMAC)
+        config.ring_size = UInt32(limits.ringSize)
+        config.mtu = UInt32(settings.mtu)
+        config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
+        config.encap_src_v6_be = settings.encapSourceV6.abiWords
+        try kernel { try maps.config.update(UInt32(0), config) }
+    }
+
+    /// The forwarding settings currently in the data plane, if any were written.
+    public func forwardingSettings() throws(PetrelError) -> ForwardingSettings? {
+        guard let config = try kernel({ try maps.config.lookup(UInt32(0), as: petrel_config.self) }), config.mtu != 0 else { return nil }
+        return ForwardingSettings(
+            interfaceMAC: macBytes(config.interface_mac), nextHopMAC: macBytes(config.next_hop_mac), mtu: Int(config.mtu),
+            encapSourceV4: IPAddress(abiWords: (config.encap_src_v4_be, 0, 0, 0), family: UInt8(PETREL_FAMILY_IPV4))!,
+            encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!)
+    }
+
+    // MARK: Attaching
+
+    /// Attaches the balancer to an interface (in the calling thread's network
+    /// namespace). A Petrel balancer already attached there is replaced, unless
+    /// these maps were adopted from it, in which case it is kept: a restart does
+    /// not interrupt forwarding.
+    public func attach(interface name: String, mode: XDPMode = .native) throws(PetrelError) {
+        try kernel {
+            let interface = try NetworkInterface(named: name)
+            let attached = try XDPAttachment.attachedPrograms(on: interface).filter { $0.name == BalancerMaps.programName }
+            if adoptedPinnedMaps && !attached.isEmpty { return }
+            if !attached.isEmpty { try XDPAttachment.detach(program: BalancerMaps.programName, from: interface) }
+            let copy = try maps.objectSharingMaps(limits: limits)
+            try XDPAttachment.attach(object: copy, program: BalancerMaps.programName, to: interface, mode: mode)
+        }
+    }
+
+    /// Detaches the balancer from the interface; other XDP programs stay.
+    public func detach(interface name: String) throws(PetrelError) {
+        try kernel {
+            let interface = try NetworkInterface(named: name)
+            try XDPAttachment.detach(program: BalancerMaps.programName, from: interface)
+        }
+    }
+
+    /// Whether a Petrel balancer is attached to the interface.
+    public func isAttached(interface name: String) throws(PetrelError) -> Bool {
+        try kernel {
+            let interface = try NetworkInterface(named: name)
+            return try XDPAttachment.attachedPrograms(on: interface).contains { $0.name == BalancerMaps.programName }
+        }
+    }
+
+    // MARK: VIPs and reals
+
+    /// The VIPs as last applied (after adopting pinned maps: as read back from them).
+    public var vips: [Vip] {
+        lock.lock()
+        defer { lock.unlock() }
+        return state.vips.values.sorted { $0.key < $1.key }
+    }
+
+    /// Makes the data plane serve exactly `vips`. Validates everything first
+    /// (throwing without writing anything), then writes only what changed.
+    @discardableResult
+    public func apply(_ vips: [Vip]) throws(PetrelError) -> ApplyReport {
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try ApplyPlan(desired: vips, current: state, limits: limits)
+        return try plan.write(to: maps, state: &state)
+    }
+
+    /// Adds a VIP, or replaces the one with the same key.
+    @discardableResult
+    public func upsert(_ vip: Vip) throws(PetrelError) -> ApplyReport {
+        var all = vips.filter { $0.key != vip.key }
+        all.append(vip)
+        return try apply(all)
+    }
+
+    /// Removes a VIP; established flows to it stop being forwarded.
+    @discardableResult
+    public func remove(vip key: VipKey) throws(PetrelError) -> ApplyReport {
+        let all = vips
+        guard all.contains(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
+        return try apply(all.filter { $0.key != key })
+    }
+
+    /// Sets one real's weight on one VIP; weight 0 drains it.
+    @discardableResult
+    public func setWeight(_ weight: UInt32, real address: IPAddress, vip key: VipKey) throws(PetrelError) -> ApplyReport {
+        var all = vips
+        guard let v = all.firstIndex(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
+        guard let r = all[v].reals.firstIndex(where: { $0.address == address }) else { throw .notFound("real \(address) of VIP \(key)") }
+        all[v].reals[r].weight = weight
+        return try apply(all)
+    }
+
+    // MARK: Observing
+
+    /// Every counter, summed over the CPUs.
+    public func stats() throws(PetrelError) -> Stats {
+        lock.lock()
+        let vipIndices = state.vipIndex
+        let realIds = state.realIds
+        lock.unlock()
+        return try kernel {
+            var global: [StatReason: UInt64] = [:]
+            for reason in StatReason.allCases {
+                global[reason] = try maps.stats.lookupPerCPU(reason.rawValue, as: UInt64.self).reduce(0, +)
+            }
+            func traffic(_ map: BPFMap, _ index: UInt32) throws -> Traffic {
+                try map.lookupPerCPU(index, as: petrel_traffic.self).reduce(into: Traffic()) {
+                    $0.packets += $1.packets
+                    $0.bytes += $1.bytes
+                }
+            }
+            var vips: [VipKey: Traffic] = [:]
+            for (key, index) in vipIndices { vips[key] = try traffic(maps.vipStats, index) }
+            var reals: [IPAddress: Traffic] = [:]
+            for (address, id) in realIds { reals[address] = try traffic(maps.realStats, id) }
+            return Stats(global: global, vips: vips, reals: reals)
+        }
+    }
+
+    /// Which VIP matches the flow and which real the data plane sends it to,
+    /// computed from the same hash and ring as the BPF program, plus what the
+    /// shared connection table remembers for the flow.
+    public func explain(_ flow: Flow) throws(PetrelError) -> Explanation {
+        lock.lock()
+        defer { lock.unlock() }
+        let exact = VipKey(address: flow.destination, port: flow.destinationPort, proto: flow.proto)
+        let wildcard = VipKey(address: flow.destination, port: 0, proto: flow.proto)
+        guard let key = state.vips[exact] != nil ? exact : (state.vips[wildcard] != nil ? wildcard : nil),
+              let vip = state.vips[key], let index = state.vipIndex[key]
+        else { return Explanation(flow: flow, vip: nil, flags: [], hash: 0, ringSlot: nil, ringReal: nil, rememberedReal: nil) }
+
+        let hash = FlowHash.hash(flow, flags: vip.flags)
+        let slot = Int(hash % UInt32(limits.ringSize))
+        let ringRealId = maps.ring[Int(index) * limits.ringSize + slot]
+        var remembered: IPAddress?
+        if !vip.flags.contains(.lruBypass),
+           let conn = try kernel({ try maps.sharedConnections.lookup(flow.abi, as: petrel_conn.self) }),
+           let address = state.address(ofReal: conn.real_id), state.generation(ofReal: conn.real_id) == conn.real_generation {
+            remembered = address
+        }
+        return Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
+                           ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered)
+    }
+
+    /// Verifier figures of the loaded program.
+    public func verifierFigures() throws(PetrelError) -> BPFProgram.VerifierFigures {
+        try kernel { try program.verifierFigures() }
+    }
+}
+
+/// What a change did to the data plane.
+public struct ApplyReport: Sendable, Equatable {
+    public var vipsAdded = 0
+    public var vipsRemoved = 0
+    public var vipsChanged = 0
+    public var realsAdded = 0
+    public var realsRemoved = 0
+    /// Ring slots rewritten: only the ones whose real changed.
+    public var ringSlotsWritten = 0
+}
+
+/// The answer of `LoadBalancer.explain`.
+public struct Explanation: Sendable, CustomStringConvertible {
+    public let flow: Flow
+    /// The matching VIP (exact port first, then the port-wildcard VIP), if any.
+    public let vip: VipKey?
+    public let flags: VipFlags
+    public let hash: UInt32
+    public let ringSlot: Int?
+    /// The real the ring gives: where a new connection (a SYN) goes.
+    public let ringReal: IPAddress?
+    /// The real the shared connection table remembers for this flow, if any.
+    public let rememberedReal: IPAddress?
+
+    /// Where the next packet of this flow goes: its remembered real, else the ring's.
+    public var real: IPAddress? { rememberedReal ?? ringReal }
+
+    public var description: String {
+        guard let vip else { return "\(flow): no VIP matches; the packet is passed to the kernel" }
+        var lines = ["\(flow)", "  VIP      \(vip)" + (flags.isEmpty ? "" : " flags \(flags.names.joined(separator: ","))"),
+                     "  hash     0x\(String(hash, radix: 16).leftPadded(to: 8)) -> ring slot \(ringSlot ?? 0)"]
+        lines.append("  ring     \(ringReal.map { "\($0)" } ?? "no real (the VIP has no real with weight > 0): dropped")")
+        if let rememberedReal {
+            lines.append("  remembered by the connection table: \(rememberedReal)" + (rememberedReal == ringReal ? "" : " (kept although the ring changed)"))
+        }
+        lines.append("  => \(real.map { "forwarded to \($0)" } ?? "dropped (no real)")")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,102 @@
+import CPetrelABI
+
+/// Capacities fixed when the data plane is loaded. Changing them needs a new
+/// load (and new pinned maps).
+public struct DataPlaneLimits: Hashable, Sendable {
+    /// Most VIPs at once (rows of the ring map).
+    public var maxVips: Int
+    /// Most distinct real addresses at once, plus one: id 0 means "no real".
+    public var maxReals: Int
+    /// Maglev slots per VIP; a prime, larger than any VIP's number of reals.
+    public var ringSize: Int
+    /// Flows remembered per CPU, and in the shared table.
+    public var connectionTableSize: Int
+
+    public init(maxVips: Int = Int(PETREL_DEFAULT_MAX_VIPS), maxReals: Int = Int(PETREL_DEFAULT_MAX_REALS),
+                ringSize: Int = Int(PETREL_DEFAULT_RING_SIZE), connectionTableSize: Int = Int(PETREL_DEFAULT_CONN_TABLE_SIZE)) {
+        self.maxVips = maxVips
+        self.maxReals = maxReals
+        self.ringSize = ringSize
+        self.connectionTableSize = connectionTableSize
+    }
+
+    /// The largest ring map the control plane agrees to create (4 bytes a slot).
+    public static let maxRingSlots = 1 << 31
+
+    func validate() throws(PetrelError) {
+        guard (1...65_536).contains(maxVips) else {
+            throw .invalid(field: "max_vips", value: "\(maxVips)", expected: "must be between 1 and 65536")
+        }
+        guard (2...1_048_576).contains(maxReals) else {
+            throw .invalid(field: "max_reals", value: "\(maxReals)", expected: "must be between 2 and 1048576")
+        }
+        guard ringSize >= 2, Primes.isPrime(ringSize) else {
+            throw .invalid(field: "ring_size", value: "\(ringSize)", expected: "must be a prime number")
+        }
+        guard maxVips * ringSize <= DataPlaneLimits.maxRingSlots else {
+            throw .limitExceeded(limit: "max_vips x ring_size (ring map slots)", requested: maxVips * ringSize, maximum: DataPlaneLimits.maxRingSlots)
+        }
+        guard (1...16_777_216).contains(connectionTableSize) else {
+            throw .invalid(field: "connection_table_size", value: "\(connectionTableSize)", expected: "must be between 1 and 16777216")
+        }
+    }
+}
+
+/// How forwarded packets are addressed on the wire.
+public struct ForwardingSettings: Hashable, Sendable {
+    /// Source MAC of forwarded frames: the MAC of the interface Petrel is attached to.
+    public var interfaceMAC: [UInt8]
+    /// Destination MAC: the router towards the reals.
+    public var nextHopMAC: [UInt8]
+    /// Largest encapsulated IP packet the link carries; bigger ones are dropped and counted.
+    public var mtu: Int
+    /// Outer IPv4 source prefix (/16); the low 16 bits come from the flow hash.
+    public var encapSourceV4: IPAddress
+    /// Outer IPv6 source prefix (/64); the low 64 bits come from the flow.
+    public var encapSourceV6: IPAddress
+
+    public static let defaultEncapSourceV4 = IPAddress("198.19.0.0")!
+    public static let defaultEncapSourceV6 = IPAddress("fd50:0:ffff::")!
+
+    public init(interfaceMAC: [UInt8], nextHopMAC: [UInt8], mtu: Int,
+                encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
+                encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6) {
+        self.interfaceMAC = interfaceMAC
+        self.nextHopMAC = nextHopMAC
+        self.mtu = mtu
+        self.encapSourceV4 = encapSourceV4
+        self.encapSourceV6 = encapSourceV6
+    }
+
+    func validate() throws(PetrelError) {
+        guard interfaceMAC.count == 6 else { throw .invalid(field: "interface_mac", value: "\(interfaceMAC.count) bytes", expected: "must be 6 bytes") }
+        guard nextHopMAC.count == 6 else { throw .invalid(field: "next_hop.mac", value: "\(nextHopMAC.count) bytes", expected: "must be 6 bytes") }
+        guard (576...65_535).contains(mtu) else { throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between 576 and 65535") }
+        guard encapSourceV4.family == .ipv4 else {
+            throw .invalid(field: "encapsulation.source_v4", value: "\(encapSourceV4)", expected: "must be an IPv4 address")
+        }
+        guard encapSourceV6.family == .ipv6 else {
+            throw .invalid(field: "encapsulation.source_v6", value: "\(encapSourceV6)", expected: "must be an IPv6 address")
+        }
+    }
+}
+
+/// Formats and parses MAC addresses as "02:00:00:00:02:01".
+public enum MACAddress {
+    public static func parse(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+        return bytes.count == 6 ? bytes : nil
+    }
+
+    public static func format(_ bytes: [UInt8]) -> String {
+        bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: ":")
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

@@ -1,0 +1,77 @@
+import CPetrelABI
+
+/// Packets and bytes, summed over every CPU.
+public struct Traffic: Hashable, Sendable, Codable {
+    public var packets: UInt64
+    public var bytes: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+}
+
+/// The data plane's global counters (enum petrel_stat). RX counts every packet;
+/// each packet also lands in exactly one outcome (forward, pass_*, drop_*).
+/// The event_* counters are extra facts about forwarded packets.
+public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
+    case rx = 0
+    case forward
+    case passNotIP
+    case passNotVip
+    case passFragment
+    case passUnsupported
+    case passICMP
+    case dropMalformed
+    case dropNoReal
+    case dropTooBig
+    case dropEncapFailed
+    case dropNoConfig
+    case eventNewConnection
+    case eventConnectionHit
+    case eventSharedTableHit
+    case eventLRUMiss
+    case eventICMPForward
+    case eventSharedTableOnly
+
+    /// The name used in metrics, the CLI and JSON.
+    public var name: String {
+        switch self {
+        case .rx: "rx"
+        case .forward: "forward"
+        case .passNotIP: "pass_not_ip"
+        case .passNotVip: "pass_not_vip"
+        case .passFragment: "pass_fragment"
+        case .passUnsupported: "pass_unsupported"
+        case .passICMP: "pass_icmp"
+        case .dropMalformed: "drop_malformed"
+        case .dropNoReal: "drop_no_real"
+        case .dropTooBig: "drop_too_big"
+        case .dropEncapFailed: "drop_encap_failed"
+        case .dropNoConfig: "drop_no_config"
+        case .eventNewConnection: "event_new_connection"
+        case .eventConnectionHit: "event_connection_hit"
+        case .eventSharedTableHit: "event_shared_table_hit"
+        case .eventLRUMiss: "event_lru_miss"
+        case .eventICMPForward: "event_icmp_forward"
+        case .eventSharedTableOnly: "event_shared_table_only"
+        }
+    }
+
+    /// Whether this counter is a packet outcome (the outcomes add up to rx).
+    public var isOutcome: Bool { self != .rx && !name.hasPrefix("event_") }
+
+    static let count = Int(PETREL_STAT_COUNT.rawValue)
+}
+
+/// A snapshot of every counter.
+public struct Stats: Sendable {
+    public var global: [StatReason: UInt64]
+    public var vips: [VipKey: Traffic]
+    public var reals: [IPAddress: Traffic]
+
+    public subscript(reason: StatReason) -> UInt64 { global[reason] ?? 0 }
+
+    /// Sum of all outcome counters: equals rx when no packet was in flight.
+    public var outcomes: UInt64 { StatReason.allCases.filter(\.isOutcome).reduce(0) { $0 + self[$1] } }
+}

@@ -1,0 +1,58 @@
+/// A client's flow towards a VIP: the 5-tuple the data plane hashes.
+public struct Flow: Hashable, Sendable, CustomStringConvertible {
+    public var proto: L4Protocol
+    public var source: IPAddress
+    public var sourcePort: UInt16
+    public var destination: IPAddress
+    public var destinationPort: UInt16
+
+    public init(proto: L4Protocol, source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16) {
+        self.proto = proto
+        self.source = source
+        self.sourcePort = sourcePort
+        self.destination = destination
+        self.destinationPort = destinationPort
+    }
+
+    public var description: String {
+        func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
+            address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+        }
+        return "\(proto.rawValue) \(endpoint(source, sourcePort)) -> \(endpoint(destination, destinationPort))"
+    }
+}
+
+/// The flow hash of bpf/lib/select.h, computed in Swift: it places a flow on
+/// its VIP's ring, so the control plane can predict the data plane's choice.
+public enum FlowHash {
+    /// PETREL_FLOW_HASH_SEED in the ABI header.
+    public static let seed: UInt32 = 0x9e37_79b9
+
+    public static func hash(_ flow: Flow, flags: VipFlags) -> UInt32 {
+        var sourceWord: UInt32
+        let words = flow.source.bigEndianWords
+        if flow.source.family == .ipv6 {
+            sourceWord = JenkinsHash.hash4(words[0], words[1], words[2], words[3], seed: seed)
+        } else {
+            sourceWord = words[0]
+        }
+        var ports = UInt32(flow.sourcePort) << 16 | UInt32(flow.destinationPort)
+        if flags.contains(.hashDestinationPortOnly) {
+            sourceWord = 0
+            ports = UInt32(flow.destinationPort)
+        } else if flags.contains(.hashWithoutSourcePort) {
+            ports = UInt32(flow.destinationPort)
+        }
+        return JenkinsHash.hash3(sourceWord, ports, UInt32(flow.proto.number), seed: seed)
+    }
+}
+
+extension IPAddress {
+    /// The address as four numeric 32-bit words read in network order (IPv4 fills word 0).
+    public var bigEndianWords: [UInt32] {
+        let padded = bytes + [UInt8](repeating: 0, count: 16 - bytes.count)
+        return (0..<4).map { i in
+            padded[i * 4 ..< i * 4 + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        }
+    }
+}
