@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Builds and tears down Petrel's test topology: a client, a router, the load
+# balancer and three reals, each in its own network namespace, wired with veth.
+# The load balancer sends IP-in-IP towards the reals through the router; the
+# reals answer the client directly (direct server return). See scripts/README.md.
+#
+#   topology.sh create  PREFIX   build ${PREFIX}-client, -router, -lb, -real1..3
+#   topology.sh destroy PREFIX   remove every namespace named ${PREFIX}-* (idempotent)
+#   topology.sh env     PREFIX   print NAME=VALUE lines (shell-sourceable)
+set -euo pipefail
+
+readonly REAL_COUNT=3
+readonly LB_LINK_MTU=1600
+readonly REAL_LINK_MTU=1600
+readonly CLIENT_LINK_MTU=1500
+
+# Interface names inside the router; every other namespace calls its link eth0.
+readonly ROUTER_CLIENT_IF=eth-client
+readonly ROUTER_LB_IF=eth-lb
+readonly ROUTER_BRIDGE=br-reals
+
+# The address plan. config/demo.yaml depends on it: change both together.
+readonly CLIENT_NET4=198.18.1    CLIENT_NET6=fd50:0:1
+readonly LB_NET4=198.18.2        LB_NET6=fd50:0:2
+readonly REAL_NET4=198.18.3      REAL_NET6=fd50:0:3
+readonly VIP4_1=198.18.100.1     VIP4_2=198.18.100.2     VIP6_1=fd50:0:100::1
+readonly VIP_NET4=198.18.100.0/24 VIP_NET6=fd50:0:100::/64
+readonly ROUTER_LB_MAC=02:00:00:00:02:01
+readonly LB_MAC=02:00:00:00:02:02
+
+usage() {
+	cat >&2 <<'EOF'
+usage: topology.sh create  PREFIX   build the namespaces PREFIX-client, -router, -lb, -real1..3
+       topology.sh destroy PREFIX   remove every namespace PREFIX-* (and the processes inside)
+       topology.sh env     PREFIX   print NAME=VALUE lines describing the topology
+PREFIX: 1-16 letters, digits or '_' (no '-'), unique per run, e.g. pt$$.
+EOF
+	exit 2
+}
+
+die() {
+	echo "topology.sh: $*" >&2
+	exit 1
+}
+
+check_prefix() {
+	[[ "$1" =~ ^[A-Za-z0-9_]{1,16}$ ]] ||
+		die "PREFIX '$1' is invalid: expected 1-16 characters from [A-Za-z0-9_]"
+}
+
+# Namespaces that currently exist for a prefix, one a line.
+prefix_namespaces() {
+	ip netns list 2>/dev/null | awk -v p="$1-" 'index($1, p) == 1 { print $1 }'
+}
+
+ns_names() {
+	local p=$1 i
+	echo "$p-client" "$p-router" "$p-lb"
+	for ((i = 1; i <= REAL_COUNT; i++)); do echo "$p-real$i"; done
+}
+
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+ensure_tools() {
+	command -v ip >/dev/null || die "iproute2 ('ip') is required"
+	command -v sysctl >/dev/null || die "procps ('sysctl') is required"
+	CLANG_BIN=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
+	[[ -x "$CLANG_BIN" ]] ||
+		die "clang is needed to build the router's XDP_PASS program: put it on PATH or set CLANG=/path/to/clang"
+	if ! command -v ethtool >/dev/null; then
+		echo "topology.sh: installing ethtool" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ethtool >/dev/null ||
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ethtool >/dev/null; } ||
+			die "ethtool is missing and 'apt-get install ethtool' failed"
+	fi
+}
+
+# Settings every namespace gets before its links exist, so new links inherit them:
+# no IPv6 duplicate address detection (no wait) and no reverse-path filtering.
+ns_baseline() {
+	local ns=$1
+	ip netns add "$ns"
+	in_ns "$ns" sysctl -qw \
+		net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+	ip -n "$ns" link set lo up
+}
+
+# rp_filter 0 on every interface, once all links exist (all/default were set first).
+ns_no_rp_filter() {
+	# shellcheck disable=SC2016 # $f expands in the namespace's shell
+	in_ns "$1" sh -c 'for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > "$f"; done'
+}
+
+# A veth pair whose ends are born inside their namespaces: nothing touches the root one.
+veth() {
+	local ns_a=$1 if_a=$2 ns_b=$3 if_b=$4
+	ip link add "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b"
+}
+
+addr() {
+	local ns=$1 dev=$2 a4=$3 a6=$4
+	ip -n "$ns" addr add "$a4" dev "$dev"
+	ip -n "$ns" -6 addr add "$a6" dev "$dev" nodad
+}
+
+# EXIT trap of create: a non-zero status means it stopped halfway.
+cleanup_failed_create() {
+	local rc=$?
+	if ((rc != 0)); then
+		echo "topology.sh: create failed (status $rc), removing $1-*" >&2
+		destroy "$1" || true
+	fi
+	exit "$rc"
+}
+
+# veth queues XDP_TX frames on the peer's NAPI ring whenever the peer has NAPI (GRO on
+# or an XDP program), but it schedules that NAPI only when the peer runs XDP
+# (veth_xdp_flush checks the peer's xdp_prog). With GRO alone the frames sit in the
+# ring until unrelated traffic drains it, then overflow. So this end gets GRO and a
+# program that passes everything.
+router_accepts_xdp_tx() {
+	local ns=$1 dev=$2 dir
+	in_ns "$ns" ethtool -K "$dev" gro on >/dev/null
+	dir=$(mktemp -d)
+	cat >"$dir/router_pass.c" <<'EOF_C'
+/* Router side of the LB link: only here so veth schedules NAPI for XDP_TX frames. */
+__attribute__((section("xdp"), used)) int router_pass(void *ctx) { return 2; /* XDP_PASS */ }
+char _license[] __attribute__((section("license"), used)) = "GPL";
+EOF_C
+	if ! "$CLANG_BIN" -O2 -target bpf -c "$dir/router_pass.c" -o "$dir/router_pass.o" ||
+		! ip -n "$ns" link set dev "$dev" xdpdrv obj "$dir/router_pass.o" sec xdp; then
+		rm -rf "$dir"
+		die "cannot attach the XDP_PASS program to $dev in $ns"
+	fi
+	rm -rf "$dir"
+}
+
+create() {
+	local p=$1 router client lb i real
+	router=$p-router client=$p-client lb=$p-lb
+
+	if [[ -n "$(prefix_namespaces "$p")" ]]; then
+		die "namespaces with prefix '$p-' already exist: run 'topology.sh destroy $p' first"
+	fi
+	ensure_tools
+
+	# From here on, a failure removes whatever was built.
+	# shellcheck disable=SC2064 # the prefix is fixed now
+	trap "cleanup_failed_create $p" EXIT
+	trap 'exit 130' INT TERM
+
+	for ns in $(ns_names "$p"); do ns_baseline "$ns"; done
+
+	# Router: forwards both families between its three sides.
+	in_ns "$router" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
+	# Client link: client eth0 <-> router eth-client.
+	veth "$client" eth0 "$router" "$ROUTER_CLIENT_IF"
+	ip -n "$client" link set eth0 address 02:00:00:00:01:02 mtu "$CLIENT_LINK_MTU" up
+	ip -n "$router" link set "$ROUTER_CLIENT_IF" address 02:00:00:00:01:01 mtu "$CLIENT_LINK_MTU" up
+	addr "$client" eth0 "$CLIENT_NET4.2/24" "$CLIENT_NET6::2/64"
+	addr "$router" "$ROUTER_CLIENT_IF" "$CLIENT_NET4.1/24" "$CLIENT_NET6::1/64"
+	ip -n "$client" route add default via "$CLIENT_NET4.1"
+	ip -n "$client" -6 route add default via "$CLIENT_NET6::1"
+	# The client's veth would otherwise leave L4 checksums unfinished (CHECKSUM_PARTIAL);
+	# a frame the LB re-sends with XDP_TX is a fresh buffer, and the real would drop it.
+	in_ns "$client" ethtool -K eth0 tx off >/dev/null
+
+	# LB link: lb eth0 <-> router eth-lb, fixed MACs so the LB can address the router.
+	veth "$lb" eth0 "$router" "$ROUTER_LB_IF"
+	ip -n "$lb" link set eth0 address "$LB_MAC" mtu "$LB_LINK_MTU" up
+	ip -n "$router" link set "$ROUTER_LB_IF" address "$ROUTER_LB_MAC" mtu "$LB_LINK_MTU" up
+	addr "$lb" eth0 "$LB_NET4.2/24" "$LB_NET6::2/64"
+	addr "$router" "$ROUTER_LB_IF" "$LB_NET4.1/24" "$LB_NET6::1/64"
+	# The LB answers with XDP_TX, which veth hands to this end's NAPI ring.
+	router_accepts_xdp_tx "$router" "$ROUTER_LB_IF"
+	ip -n "$router" route add "$VIP_NET4" via "$LB_NET4.2"
+	ip -n "$router" -6 route add "$VIP_NET6" via "$LB_NET6::2"
+
+	# Reals: one bridge in the router, each real's eth0 a port of it.
+	ip -n "$router" link add "$ROUTER_BRIDGE" type bridge mcast_snooping 0
+	ip -n "$router" link set "$ROUTER_BRIDGE" address 02:00:00:00:03:01 mtu "$REAL_LINK_MTU"
+	for ((i = 1; i <= REAL_COUNT; i++)); do
+		real=$p-real$i
+		veth "$real" eth0 "$router" "eth-real$i"
+		ip -n "$router" link set "eth-real$i" address "02:00:00:00:03:2$i" mtu "$REAL_LINK_MTU" \
+			master "$ROUTER_BRIDGE" up
+		ip -n "$real" link set eth0 address "02:00:00:00:03:1$i" mtu "$REAL_LINK_MTU" up
+		addr "$real" eth0 "$REAL_NET4.1$i/24" "$REAL_NET6::1$i/64"
+		# The VIPs live on loopback: the real accepts decapsulated packets for them
+		# and answers from them. It must not claim them in ARP on the shared segment.
+		ip -n "$real" addr add "$VIP4_1/32" dev lo
+		ip -n "$real" addr add "$VIP4_2/32" dev lo
+		ip -n "$real" -6 addr add "$VIP6_1/128" dev lo nodad
+		in_ns "$real" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+		ip -n "$real" route add default via "$REAL_NET4.1"
+		ip -n "$real" -6 route add default via "$REAL_NET6::1"
+	done
+	ip -n "$router" link set "$ROUTER_BRIDGE" mtu "$REAL_LINK_MTU" up
+	addr "$router" "$ROUTER_BRIDGE" "$REAL_NET4.1/24" "$REAL_NET6::1/64"
+
+	for ns in $(ns_names "$p"); do ns_no_rp_filter "$ns"; done
+
+	trap - EXIT INT TERM
+	echo "topology.sh: created $(ns_names "$p" | tr '\n' ' ')" >&2
+}
+
+# Stops what still runs inside a namespace, so deleting it really frees its links.
+stop_processes() {
+	local ns=$1 pids tries
+	pids=$(ip netns pids "$ns" 2>/dev/null || true)
+	[[ -z "$pids" ]] && return 0
+	# shellcheck disable=SC2086
+	kill -TERM $pids 2>/dev/null || true
+	for ((tries = 0; tries < 20; tries++)); do
+		pids=$(ip netns pids "$ns" 2>/dev/null || true)
+		[[ -z "$pids" ]] && return 0
+		sleep 0.1
+	done
+	# shellcheck disable=SC2086
+	kill -KILL $pids 2>/dev/null || true
+}
+
+destroy() {
+	local p=$1 ns
+	for ns in $(prefix_namespaces "$p"); do
+		stop_processes "$ns"
+		ip netns del "$ns" 2>/dev/null || [[ ! -e "/run/netns/$ns" ]] ||
+			die "cannot delete namespace $ns"
+	done
+	return 0
+}
+
+env_vars() {
+	local p=$1 i reals4="" reals6="" realns=""
+	cat <<EOF
+TOPO_PREFIX=$p
+TOPO_NS_CLIENT=$p-client
+TOPO_NS_ROUTER=$p-router
+TOPO_NS_LB=$p-lb
+EOF
+	for ((i = 1; i <= REAL_COUNT; i++)); do
+		echo "TOPO_NS_REAL$i=$p-real$i"
+		echo "TOPO_REAL${i}_IP4=$REAL_NET4.1$i"
+		echo "TOPO_REAL${i}_IP6=$REAL_NET6::1$i"
+		realns+="${realns:+ }$p-real$i"
+		reals4+="${reals4:+ }$REAL_NET4.1$i"
+		reals6+="${reals6:+ }$REAL_NET6::1$i"
+	done
+	cat <<EOF
+TOPO_NS_REALS="$realns"
+TOPO_REAL_IP4S="$reals4"
+TOPO_REAL_IP6S="$reals6"
+TOPO_CLIENT_IP4=$CLIENT_NET4.2
+TOPO_CLIENT_IP6=$CLIENT_NET6::2
+TOPO_ROUTER_CLIENT_IP4=$CLIENT_NET4.1
+TOPO_ROUTER_CLIENT_IP6=$CLIENT_NET6::1
+TOPO_LB_IFACE=eth0
+TOPO_LB_IP4=$LB_NET4.2
+TOPO_LB_IP6=$LB_NET6::2
+TOPO_LB_MAC=$LB_MAC
+TOPO_LB_MTU=$LB_LINK_MTU
+TOPO_ROUTER_LB_IFACE=$ROUTER_LB_IF
+TOPO_ROUTER_LB_IP4=$LB_NET4.1
+TOPO_ROUTER_LB_IP6=$LB_NET6::1
+TOPO_ROUTER_MAC=$ROUTER_LB_MAC
+TOPO_BRIDGE_IP4=$REAL_NET4.1
+TOPO_BRIDGE_IP6=$REAL_NET6::1
+TOPO_REAL_IFACE=eth0
+TOPO_VIP4_1=$VIP4_1
+TOPO_VIP4_2=$VIP4_2
+TOPO_VIP6_1=$VIP6_1
+TOPO_VIPS="$VIP4_1 $VIP4_2 $VIP6_1"
+EOF
+}
+
+main() {
+	(($# == 2)) || usage
+	local cmd=$1 prefix=$2
+	check_prefix "$prefix"
+	case "$cmd" in
+	create) create "$prefix" ;;
+	destroy) destroy "$prefix" ;;
+	env) env_vars "$prefix" ;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
