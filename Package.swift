@@ -64,7 +64,8 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "PetrelTests", dependencies: ["Petrel"]),
-        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "CPetrelABI"]),
+        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "CPetrelABI"]),
+        .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -169,44 +169,54 @@ public final class BPFMap: @unchecked Sendable {
         try check("update per-CPU map '\(name)'", bpf_map_update_elem(fd, &key, buffer, UInt64(BPF_ANY)))
     }
 
-    // MARK: Memory-mapped arrays
+    // MARK: Batches
 
-    /// Maps a BPF_F_MMAPABLE array into this process: reads and writes are plain
-    /// memory accesses, seen by the data plane at once.
-    public func mapArray<Element>(of _: Element.Type) throws(BPFError) -> BPFMappedArray<Element> {
-        precondition(MemoryLayout<Element>.size == valueSize)
-        return try BPFMappedArray(map: self)
-    }
-}
-
-/// A BPF array map shared with the kernel through mmap.
-public final class BPFMappedArray<Element>: @unchecked Sendable {
-    public let count: Int
-    private let base: UnsafeMutablePointer<Element>
-    private let byteCount: Int
-    private let map: BPFMap  // keeps the fd open while mapped
-
-    init(map: BPFMap) throws(BPFError) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let bytes = (map.valueSize * map.maxEntries + page - 1) / page * page
-        guard let address = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0), address != MAP_FAILED else {
-            throw BPFError("mmap map '\(map.name)' (\(bytes) bytes)", errno: Glibc.errno)
+    /// Writes many elements in one system call (BPF_MAP_UPDATE_BATCH).
+    public func updateBatch<Key: BitwiseCopyable, Value: BitwiseCopyable>(keys: [Key], values: [Value]) throws(BPFError) {
+        checkSizes(Key.self, Value.self)
+        precondition(keys.count == values.count)
+        var done = 0
+        while done < keys.count {
+            var count = UInt32(keys.count - done)
+            var options = bpf_map_batch_opts()
+            options.sz = MemoryLayout<bpf_map_batch_opts>.size
+            let result = keys.withUnsafeBytes { keyBytes in
+                values.withUnsafeBytes { valueBytes in
+                    bpf_map_update_batch(fd, keyBytes.baseAddress! + done * keySize, valueBytes.baseAddress! + done * valueSize, &count, &options)
+                }
+            }
+            if result != 0 && count == 0 { throw BPFError("batch update of map '\(name)' (\(keys.count) elements)", errno: Glibc.errno) }
+            done += Int(count)
         }
-        self.map = map
-        self.count = map.maxEntries
-        self.byteCount = bytes
-        self.base = address.bindMemory(to: Element.self, capacity: map.maxEntries)
     }
 
-    deinit { munmap(base, byteCount) }
-
-    public subscript(index: Int) -> Element {
-        get { precondition(index >= 0 && index < count); return base[index] }
-        set { precondition(index >= 0 && index < count); base[index] = newValue }
-    }
-
-    /// Direct access to a run of elements, for bulk reads and writes.
-    public func withBuffer<R>(_ body: (UnsafeMutableBufferPointer<Element>) throws -> R) rethrows -> R {
-        try body(UnsafeMutableBufferPointer(start: base, count: count))
+    /// Reads elements `range` of an array map in batched system calls.
+    public func lookupArray<Value: BitwiseCopyable>(_ range: Range<Int>, as _: Value.Type = Value.self) throws(BPFError) -> [Value] {
+        checkSizes(UInt32.self, Value.self)
+        var result: [Value] = []
+        result.reserveCapacity(range.count)
+        let chunk = 65_536
+        var keys = [UInt32](repeating: 0, count: chunk)
+        let values = UnsafeMutableRawPointer.allocate(byteCount: chunk * valueSize, alignment: 8)
+        defer { values.deallocate() }
+        var next = UInt32(0)
+        var position = range.lowerBound
+        while position < range.upperBound {
+            var count = UInt32(min(chunk, range.upperBound - position))
+            var options = bpf_map_batch_opts()
+            options.sz = MemoryLayout<bpf_map_batch_opts>.size
+            // For arrays the batch token is the index before the first one wanted.
+            var token = UInt32(position - 1)
+            let status = keys.withUnsafeMutableBytes { keyBytes in
+                withUnsafeMutablePointer(to: &token) { tokenPointer in
+                    bpf_map_lookup_batch(fd, position == 0 ? nil : UnsafeMutableRawPointer(tokenPointer), &next, keyBytes.baseAddress, values, &count, &options)
+                }
+            }
+            if status != 0 && Glibc.errno != ENOENT { throw BPFError("batch lookup of map '\(name)'", errno: Glibc.errno) }
+            if count == 0 { break }
+            for i in 0..<Int(count) { result.append(values.loadUnaligned(fromByteOffset: i * valueSize, as: Value.self)) }
+            position += Int(count)
+        }
+        return result
     }
 }

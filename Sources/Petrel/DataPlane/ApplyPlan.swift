@@ -12,6 +12,8 @@ struct AppliedState {
     var vipIndex: [VipKey: UInt32] = [:]
     var realIds: [IPAddress: UInt32] = [:]
     var realAddresses: [UInt32: IPAddress] = [:]
+    /// Per VIP row index, the ring's real ids as written to the kernel.
+    var rows: [UInt32: [UInt32]] = [:]
     /// Per real id, the generation last written (bumped on reuse).
     var realGenerations: [UInt32]
     /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
@@ -41,11 +43,11 @@ struct AppliedState {
             }
             for abiKey in try maps.vips.keys(as: petrel_vip_key.self) {
                 guard let key = VipKey(abi: abiKey), let meta = try maps.vips.lookup(abiKey, as: petrel_vip_meta.self) else { continue }
-                var slots: [UInt32: UInt32] = [:]
                 let base = Int(meta.vip_index) * limits.ringSize
-                for slot in 0..<limits.ringSize where maps.ring[base + slot] != PETREL_NO_REAL {
-                    slots[maps.ring[base + slot], default: 0] += 1
-                }
+                let row = try maps.ring.lookupArray(base..<base + limits.ringSize, as: UInt32.self)
+                state.rows[meta.vip_index] = row
+                var slots: [UInt32: UInt32] = [:]
+                for id in row where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
                 let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
                 state.vips[key] = Vip(key: key, flags: VipFlags(rawValue: meta.flags), reals: reals.sorted { $0.address < $1.address })
                 state.vipIndex[key] = meta.vip_index
@@ -189,7 +191,7 @@ struct ApplyPlan {
             }
             for key in added {
                 let index = newIndices[key]!
-                report.ringSlotsWritten += writeRow(rows[key]!, index: index, ring: maps.ring)
+                report.ringSlotsWritten += try writeRow(rows[key]!, index: index, ring: maps.ring, state: &state)
                 var meta = petrel_vip_meta()
                 meta.flags = desired[key]!.flags.rawValue
                 meta.vip_index = index
@@ -200,7 +202,7 @@ struct ApplyPlan {
             }
             for key in changed {
                 let index = state.vipIndex[key]!
-                report.ringSlotsWritten += writeRow(rows[key]!, index: index, ring: maps.ring)
+                report.ringSlotsWritten += try writeRow(rows[key]!, index: index, ring: maps.ring, state: &state)
                 var meta = petrel_vip_meta()
                 meta.flags = desired[key]!.flags.rawValue
                 meta.vip_index = index
@@ -210,7 +212,8 @@ struct ApplyPlan {
             for key in removed {
                 let index = state.vipIndex[key]!
                 try maps.vips.delete(key.abi)
-                report.ringSlotsWritten += writeRow([UInt32](repeating: UInt32(PETREL_NO_REAL), count: limits.ringSize), index: index, ring: maps.ring)
+                report.ringSlotsWritten += try writeRow([UInt32](repeating: UInt32(PETREL_NO_REAL), count: limits.ringSize), index: index, ring: maps.ring, state: &state)
+                state.rows[index] = nil
                 state.vipIndex[key] = nil
                 report.vipsRemoved += 1
             }
@@ -228,16 +231,19 @@ struct ApplyPlan {
         return report
     }
 
-    /// Writes the slots of one ring row that differ; returns how many did.
-    private func writeRow(_ row: [UInt32], index: UInt32, ring: BPFMappedArray<UInt32>) -> Int {
+    /// Writes the slots of one ring row that differ from what the kernel holds,
+    /// in one batched system call; returns how many did.
+    private func writeRow(_ row: [UInt32], index: UInt32, ring: BPFMap, state: inout AppliedState) throws -> Int {
         let base = Int(index) * limits.ringSize
-        return ring.withBuffer { slots in
-            var written = 0
-            for slot in 0..<row.count where slots[base + slot] != row[slot] {
-                slots[base + slot] = row[slot]
-                written += 1
-            }
-            return written
+        let current = state.rows[index] ?? [UInt32](repeating: UInt32(PETREL_NO_REAL), count: limits.ringSize)
+        var keys: [UInt32] = []
+        var values: [UInt32] = []
+        for slot in 0..<row.count where current[slot] != row[slot] {
+            keys.append(UInt32(base + slot))
+            values.append(row[slot])
         }
+        if !keys.isEmpty { try ring.updateBatch(keys: keys, values: values) }
+        state.rows[index] = row
+        return keys.count
     }
 }

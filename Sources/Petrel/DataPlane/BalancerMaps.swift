@@ -12,7 +12,7 @@ struct BalancerMaps {
     let config: BPFMap
     let vips: BPFMap
     let reals: BPFMap
-    let ring: BPFMappedArray<UInt32>
+    let ring: BPFMap
     let connectionTables: BPFMap
     let sharedConnections: BPFMap
     let stats: BPFMap
@@ -36,15 +36,15 @@ struct BalancerMaps {
     init(object: BPFObject) throws(BPFError) {
         var all: [String: BPFMap] = [:]
         for name in BalancerMaps.names { all[name] = try object.map(named: name) }
-        try self.init(all: all)
+        self.init(all: all)
     }
 
-    private init(all: [String: BPFMap]) throws(BPFError) {
+    private init(all: [String: BPFMap]) {
         self.all = all
         config = all["config"]!
         vips = all["vips"]!
         reals = all["reals"]!
-        ring = try all["ring"]!.mapArray(of: UInt32.self)
+        ring = all["ring"]!
         connectionTables = all["conn_tables"]!
         sharedConnections = all["conn_shared"]!
         stats = all["stats"]!

@@ -250,7 +250,7 @@ public final class LoadBalancer: @unchecked Sendable {
 
         let hash = FlowHash.hash(flow, flags: vip.flags)
         let slot = Int(hash % UInt32(limits.ringSize))
-        let ringRealId = maps.ring[Int(index) * limits.ringSize + slot]
+        let ringRealId = state.rows[index]?[slot] ?? UInt32(PETREL_NO_REAL)
         var remembered: IPAddress?
         if !vip.flags.contains(.lruBypass),
            let conn = try kernel({ try maps.sharedConnections.lookup(flow.abi, as: petrel_conn.self) }),

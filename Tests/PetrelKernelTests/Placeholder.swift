@@ -1,3 +1,0 @@
-import Testing
-import Petrel
-@Test func placeholder2() { }

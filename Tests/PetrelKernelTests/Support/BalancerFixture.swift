@@ -1,0 +1,136 @@
+import Foundation
+import Petrel
+import PetrelBPF
+
+// Shared set-up for the packet tests: a real balancer loaded in the kernel,
+// its maps filled by the library, packets run through BPF_PROG_TEST_RUN.
+
+enum XDPAction: UInt32 {
+    case aborted = 0, drop, pass, tx, redirect
+}
+
+let interfaceMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x02]
+let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+
+func ip(_ text: String) -> IPAddress { IPAddress(text)! }
+
+/// The VIPs every packet test starts from.
+enum TestVips {
+    static let web4 = VipKey(address: ip("198.18.100.1"), port: 80, proto: .tcp)
+    static let dns4 = VipKey(address: ip("198.18.100.1"), port: 53, proto: .udp)
+    static let web6 = VipKey(address: ip("fd50:0:100::1"), port: 80, proto: .tcp)
+    static let any4in6 = VipKey(address: ip("198.18.100.2"), port: 0, proto: .tcp)
+
+    static let reals4 = ["198.18.3.11", "198.18.3.12", "198.18.3.13"].map { Real(address: ip($0)) }
+    static let reals6 = ["fd50:0:3::11", "fd50:0:3::12", "fd50:0:3::13"].map { Real(address: ip($0)) }
+
+    static var all: [Vip] {
+        [
+            Vip(key: web4, reals: reals4),
+            Vip(key: dns4, reals: reals4),
+            Vip(key: web6, reals: reals6),
+            Vip(key: any4in6, reals: reals6),
+        ]
+    }
+}
+
+/// A balancer with small limits, forwarding settings and the test VIPs.
+func makeBalancer(vips: [Vip] = TestVips.all, mtu: Int = 1500, ringSize: Int = 65537, pinPath: String? = nil) throws -> LoadBalancer {
+    let balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: ringSize, connectionTableSize: 4096), pinPath: pinPath)
+    if !balancer.adoptedPinnedMaps {
+        try balancer.configureForwarding(ForwardingSettings(interfaceMAC: interfaceMAC, nextHopMAC: nextHopMAC, mtu: mtu))
+    }
+    try balancer.apply(vips)
+    return balancer
+}
+
+extension LoadBalancer {
+    func run(_ frame: [UInt8]) throws -> (action: XDPAction, packet: [UInt8]) {
+        let result = try program.testRun(packet: frame)
+        return (XDPAction(rawValue: result.returnValue) ?? .aborted, result.packet)
+    }
+}
+
+/// A deterministic random source, so failures can be replayed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9e37_79b9_7f4a_7c15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+func randomClient(_ family: AddressFamily, using rng: inout SeededGenerator) -> IPAddress {
+    if family == .ipv4 {
+        return .v4([198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng)])
+    }
+    var bytes: [UInt8] = [0xfd, 0x50, 0, 0, 0, 1, 0, 0]
+    for _ in 0..<8 { bytes.append(UInt8.random(in: 0...255, using: &rng)) }
+    return .v6(bytes)
+}
+
+extension IPAddress {
+    func withLastByte(_ byte: UInt8) -> IPAddress {
+        switch self {
+        case .v4(var b): b[3] = byte; return .v4(b)
+        case .v6(var b): b[15] = byte; return .v6(b)
+        }
+    }
+}
+
+/// Decodes what the balancer transmitted: L2, the outer header, and the inner packet.
+struct EncapsulatedFrame {
+    let destinationMAC: [UInt8]
+    let sourceMAC: [UInt8]
+    let vlan: UInt16?
+    let outerFamily: AddressFamily
+    let outer: [UInt8]          // the outer IP header
+    let inner: [UInt8]          // everything after it
+    let outerSource: IPAddress
+    let outerDestination: IPAddress
+    let outerProtocol: UInt8    // IPv4 protocol or IPv6 next header
+
+    init?(_ frame: [UInt8]) {
+        guard frame.count >= 14 else { return nil }
+        destinationMAC = Array(frame[0..<6])
+        sourceMAC = Array(frame[6..<12])
+        var offset = 12
+        var etherType = UInt16(frame[12]) << 8 | UInt16(frame[13])
+        if etherType == PacketBuilder.etherTypeVLAN {
+            vlan = UInt16(frame[14]) << 8 | UInt16(frame[15])
+            etherType = UInt16(frame[16]) << 8 | UInt16(frame[17])
+            offset = 18
+        } else {
+            vlan = nil
+            offset = 14
+        }
+        if etherType == PacketBuilder.etherTypeIPv4 {
+            guard frame.count >= offset + 20 else { return nil }
+            outerFamily = .ipv4
+            outer = Array(frame[offset..<offset + 20])
+            inner = Array(frame[(offset + 20)...])
+            outerSource = .v4(Array(outer[12..<16]))
+            outerDestination = .v4(Array(outer[16..<20]))
+            outerProtocol = outer[9]
+        } else if etherType == PacketBuilder.etherTypeIPv6 {
+            guard frame.count >= offset + 40 else { return nil }
+            outerFamily = .ipv6
+            outer = Array(frame[offset..<offset + 40])
+            inner = Array(frame[(offset + 40)...])
+            outerSource = .v6(Array(outer[8..<24]))
+            outerDestination = .v6(Array(outer[24..<40]))
+            outerProtocol = outer[6]
+        } else {
+            return nil
+        }
+    }
+}
+
+/// The L3 packet of a frame built by PacketBuilder (after Ethernet and any VLAN tag).
+func l3(of frame: [UInt8], vlan: Bool = false) -> [UInt8] { Array(frame[(vlan ? 18 : 14)...]) }
+
+func be16(_ bytes: [UInt8], _ offset: Int) -> UInt16 { UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
