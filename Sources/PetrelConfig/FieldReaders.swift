@@ -1,0 +1,164 @@
+import Petrel
+
+// Readers for the values that mean something to Petrel: interface names, MACs,
+// prefixes, loopback endpoints, paths, prime ring sizes. Each reports what it
+// found and what it expected, and returns nil when the value is unusable.
+
+extension ConfigNode {
+    /// A Linux interface name: 1 to 15 bytes, no `/`, `:` or white space.
+    func interfaceName() -> String? {
+        guard let name = string() else { return nil }
+        let limit = PetrelConfiguration.Limits.interfaceNameLength
+        guard !name.isEmpty, name.utf8.count <= limit, name != ".", name != "..",
+              !name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace })
+        else {
+            report("must be an interface name of 1 to \(limit) characters without '/', ':' or spaces, got \(describe())")
+            return nil
+        }
+        return name
+    }
+
+    /// A unicast Ethernet address such as `02:00:00:00:02:01`.
+    func macAddress() -> [UInt8]? {
+        guard let text = string() else { return nil }
+        guard let bytes = MACAddress.parse(text) else {
+            report("must be a MAC address: six two-digit hex bytes separated by colons, like \"02:00:00:00:02:01\"; got \(describe())")
+            return nil
+        }
+        if bytes.allSatisfy({ $0 == 0 }) {
+            report("must be the router's MAC address, got the all-zero address \(text)")
+            return nil
+        }
+        if bytes[0] & 1 == 1 {
+            report("must be a unicast MAC address (the router's), got the multicast or broadcast address \(text)")
+            return nil
+        }
+        return bytes
+    }
+
+    /// An address that can be a VIP, a real or a gateway: not unspecified, not multicast.
+    func hostAddress() -> IPAddress? {
+        guard let address = ipAddress() else { return nil }
+        if address.bytes.allSatisfy({ $0 == 0 }) {
+            report("must be a host address, got the unspecified address \(address)")
+            return nil
+        }
+        let multicast = address.family == .ipv4 ? address.bytes[0] >= 224 : address.bytes[0] == 0xff
+        if multicast {
+            let kind = address.family == .ipv4 && address.bytes.allSatisfy({ $0 == 255 }) ? "broadcast" : "multicast"
+            report("must be a unicast host address, got the \(kind) address \(address)")
+            return nil
+        }
+        return address
+    }
+
+    /// An address of `family` whose bits past `prefixLength` are zero.
+    func prefix(of family: AddressFamily, length prefixLength: Int) -> IPAddress? {
+        guard let address = ipAddress() else { return nil }
+        let familyName = family == .ipv4 ? "IPv4" : "IPv6"
+        guard address.family == family else {
+            report("must be an \(familyName) address, got \(address), which is \(family == .ipv4 ? "IPv6" : "IPv4")")
+            return nil
+        }
+        let hostBytes = address.bytes.dropFirst(prefixLength / 8)
+        guard hostBytes.allSatisfy({ $0 == 0 }) else {
+            let zeroed = Array(address.bytes.prefix(prefixLength / 8)) + hostBytes.map { _ in UInt8(0) }
+            let suggestion = family == .ipv4 ? IPAddress.v4(zeroed) : IPAddress.v6(zeroed)
+            report("must be a /\(prefixLength) prefix with the low \(address.bytes.count * 8 - prefixLength) bits zero "
+                + "(they are filled in from each flow), got \(address); did you mean \(suggestion)?")
+            return nil
+        }
+        return address
+    }
+
+    /// `127.0.0.1:9180` or `[::1]:9180`: a loopback address and a port.
+    func loopbackEndpoint() -> PetrelConfiguration.ListenAddress? {
+        guard let text = string() else { return nil }
+        let host: Substring, portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]"),
+           text[text.index(after: close)...].hasPrefix(":") {
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            report("must be host:port, like 127.0.0.1:9180 or [::1]:9180 (IPv6 in brackets), got \(describe())")
+            return nil
+        }
+        guard let address = IPAddress(String(host)) else {
+            report("must be a loopback IP address and a port, like 127.0.0.1:9180; \"\(host)\" is not an IP address")
+            return nil
+        }
+        let loopback = address.family == .ipv4 ? address.bytes[0] == 127 : address == IPAddress("::1")
+        guard loopback else {
+            report("must be on a loopback address (127.0.0.0/8 or ::1), got \(address); the endpoint has no authentication")
+            return nil
+        }
+        let ports = PetrelConfiguration.Limits.listenPort
+        guard let port = Int(portText), ports.contains(port) else {
+            report("port must be between \(ports.lowerBound) and \(ports.upperBound), got \"\(portText)\"")
+            return nil
+        }
+        return PetrelConfiguration.ListenAddress(host: address.description, port: port)
+    }
+
+    /// An absolute path, at most `limit` bytes when one is given.
+    func absolutePath(limit: Int? = nil, purpose: String = "") -> String? {
+        guard let path = string() else { return nil }
+        guard path.hasPrefix("/") else {
+            report("must be an absolute path, got \(describe())")
+            return nil
+        }
+        if let limit, path.utf8.count > limit {
+            report("must be at most \(limit) bytes\(purpose), got \(path.utf8.count) bytes")
+            return nil
+        }
+        return path
+    }
+
+    /// A prime number of ring slots within `Limits.ringSize`.
+    func ringSize() -> Int? {
+        guard let size = integer(in: PetrelConfiguration.Limits.ringSize) else { return nil }
+        guard Primes.isPrime(size) else {
+            let nearest = [Primes.previous(before: size), Primes.next(after: size)]
+                .compactMap { $0 }.filter { PetrelConfiguration.Limits.ringSize.contains($0) }
+            report("must be a prime number (Maglev needs it), got \(size); the nearest primes are "
+                + nearest.map(String.init).joined(separator: " and "))
+            return nil
+        }
+        return size
+    }
+}
+
+// MARK: - Primes
+
+/// Trial division is plenty: ring sizes stop at about a million.
+enum Primes {
+    static func isPrime(_ n: Int) -> Bool {
+        guard n >= 2 else { return false }
+        if n < 4 { return true }
+        if n % 2 == 0 { return false }
+        var divisor = 3
+        while divisor * divisor <= n {
+            if n % divisor == 0 { return false }
+            divisor += 2
+        }
+        return true
+    }
+
+    static func next(after n: Int) -> Int {
+        var candidate = max(n + 1, 2)
+        while !isPrime(candidate) { candidate += 1 }
+        return candidate
+    }
+
+    static func previous(before n: Int) -> Int? {
+        var candidate = n - 1
+        while candidate >= 2 {
+            if isPrime(candidate) { return candidate }
+            candidate -= 1
+        }
+        return nil
+    }
+}

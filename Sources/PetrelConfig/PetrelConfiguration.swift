@@ -1,0 +1,196 @@
+import Petrel
+
+/// Everything one `petreld` instance is told by its config file: where to attach,
+/// where to send packets, how big the maps are, and the VIPs with their reals.
+///
+/// A value that came out of `ConfigLoader` has passed every check listed in
+/// `config/README.md`; a value built in code has not (run its `yaml` through
+/// `ConfigLoader.parse` to check it).
+public struct PetrelConfiguration: Equatable, Sendable {
+    // MARK: Attachment and forwarding
+
+    /// The network interface the XDP program attaches to, such as `eth0`.
+    public var interface: String
+    /// Whether the program runs in the driver or in the generic stack.
+    public var attachMode: AttachMode
+    /// The router that forwarded packets are sent to.
+    public var nextHop: NextHop
+    /// Outer IPv4 source prefix: the high 16 bits are kept, the low 16 come from the flow hash.
+    public var encapSourceV4: IPAddress
+    /// Outer IPv6 source prefix: the high 64 bits are kept, the low 64 come from the flow hash.
+    public var encapSourceV6: IPAddress
+    /// Largest IP packet the egress link carries; nil means "ask the interface".
+    public var mtu: Int?
+
+    // MARK: Map sizes
+
+    /// Maglev ring slots per VIP; a prime.
+    public var ringSize: Int
+    /// Connection-table entries per CPU.
+    public var connectionTableSize: Int
+    /// Capacity of the VIP map.
+    public var maxVips: Int
+    /// Capacity of the real map; id 0 is reserved, so `maxReals - 1` distinct reals fit.
+    public var maxReals: Int
+
+    // MARK: Daemon plumbing
+
+    /// bpffs directory where the maps are pinned, so a restart keeps connections.
+    public var pinPath: String
+    /// Unix socket of the admin API (created with mode 0600).
+    public var adminSocket: String
+    /// Optional loopback TCP endpoint of the admin API.
+    public var adminTCP: ListenAddress?
+    /// Optional loopback endpoint serving Prometheus `/metrics`.
+    public var metricsListen: ListenAddress?
+
+    // MARK: Services
+
+    /// The VIPs to serve, in file order.
+    public var vips: [Vip]
+
+    /// A configuration with every setting not given at its default.
+    public init(
+        interface: String,
+        nextHop: NextHop,
+        attachMode: AttachMode = Defaults.attachMode,
+        encapSourceV4: IPAddress = Defaults.encapSourceV4,
+        encapSourceV6: IPAddress = Defaults.encapSourceV6,
+        mtu: Int? = nil,
+        ringSize: Int = Defaults.ringSize,
+        connectionTableSize: Int = Defaults.connectionTableSize,
+        maxVips: Int = Defaults.maxVips,
+        maxReals: Int = Defaults.maxReals,
+        pinPath: String = Defaults.pinPath,
+        adminSocket: String = Defaults.adminSocket,
+        adminTCP: ListenAddress? = nil,
+        metricsListen: ListenAddress? = nil,
+        vips: [Vip] = []
+    ) {
+        self.interface = interface
+        self.nextHop = nextHop
+        self.attachMode = attachMode
+        self.encapSourceV4 = encapSourceV4
+        self.encapSourceV6 = encapSourceV6
+        self.mtu = mtu
+        self.ringSize = ringSize
+        self.connectionTableSize = connectionTableSize
+        self.maxVips = maxVips
+        self.maxReals = maxReals
+        self.pinPath = pinPath
+        self.adminSocket = adminSocket
+        self.adminTCP = adminTCP
+        self.metricsListen = metricsListen
+        self.vips = vips
+    }
+}
+
+// MARK: - Nested types
+
+extension PetrelConfiguration {
+    /// Where the XDP program runs.
+    public enum AttachMode: String, Hashable, Sendable, CaseIterable {
+        /// In the NIC driver: the fast path; the driver must support XDP.
+        case native
+        /// In the generic (skb) path: works on any interface, much slower. For veth and tests.
+        case generic
+    }
+
+    /// The L2 destination of every forwarded frame.
+    public enum NextHop: Hashable, Sendable, CustomStringConvertible {
+        /// A fixed MAC address (6 bytes).
+        case mac([UInt8])
+        /// An IP address whose MAC the daemon resolves (ARP/NDP) when it starts.
+        case gateway(IPAddress)
+
+        /// `mac 02:00:00:00:02:01` or `gateway 198.18.2.1`.
+        public var description: String {
+            switch self {
+            case .mac(let bytes): return "mac \(MACAddress.format(bytes))"
+            case .gateway(let address): return "gateway \(address)"
+            }
+        }
+    }
+
+    /// A loopback TCP endpoint the daemon listens on.
+    public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
+        /// The IP address in text form (`127.0.0.1`, `::1`), without brackets.
+        public var host: String
+        /// The TCP port, 1...65535.
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `127.0.0.1:9180` or `[::1]:9180`, the form the config file uses.
+        public var description: String {
+            host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+}
+
+// MARK: - Defaults and limits
+
+extension PetrelConfiguration {
+    /// The value of every setting the file may leave out.
+    public enum Defaults {
+        public static let attachMode = AttachMode.native
+        public static let encapSourceV4 = IPAddress.v4([198, 19, 0, 0])
+        public static let encapSourceV6 = IPAddress.v6([0xfd, 0x50, 0, 0, 0xff, 0xff] + [UInt8](repeating: 0, count: 10))
+        /// Equal to PETREL_DEFAULT_RING_SIZE in the data-plane header.
+        public static let ringSize = 65_537
+        /// Equal to PETREL_DEFAULT_CONN_TABLE_SIZE.
+        public static let connectionTableSize = 65_536
+        /// Equal to PETREL_DEFAULT_MAX_VIPS.
+        public static let maxVips = 512
+        /// Equal to PETREL_DEFAULT_MAX_REALS.
+        public static let maxReals = 4_096
+        public static let pinPath = "/sys/fs/bpf/petrel"
+        public static let adminSocket = "/run/petrel/admin.sock"
+        public static let weight: UInt32 = 1
+    }
+
+    /// The ranges the loader accepts. `config/README.md` gives the reason for each.
+    public enum Limits {
+        public static let ringSize = 2...1_000_003
+        public static let connectionTableSize = 1...16_777_216
+        public static let maxVips = 1...65_536
+        public static let maxReals = 2...1_048_576
+        /// Ring slots over all VIPs (`max_vips * ring_size`); each is a 4-byte real id, so 8 GiB.
+        public static let totalRingSlots = 1 << 31
+        public static let weight = 0...1_000_000
+        public static let port = 0...65_535
+        public static let listenPort = 1...65_535
+        /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
+        public static let mtu = 1_280...9_216
+        /// IFNAMSIZ minus the terminating NUL.
+        public static let interfaceNameLength = 15
+        /// `sun_path` minus the terminating NUL.
+        public static let unixSocketPathLength = 107
+    }
+}
+
+// MARK: - MAC addresses
+
+/// The text form of Ethernet addresses: six two-digit hex bytes separated by colons.
+enum MACAddress {
+    static func parse(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard part.count == 2, part.allSatisfy(\.isHexDigit), let byte = UInt8(part, radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+
+    static func format(_ bytes: [UInt8]) -> String {
+        bytes.map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined(separator: ":")
+    }
+}
