@@ -21,7 +21,7 @@ extension ConfigNode {
     /// A unicast Ethernet address such as `02:00:00:00:02:01`.
     func macAddress() -> [UInt8]? {
         guard let text = string() else { return nil }
-        guard let bytes = MACAddress.parse(text) else {
+        guard text.allSatisfy({ $0.isHexDigit || $0 == ":" }), let bytes = MACAddress.parse(text) else {
             report("must be a MAC address: six two-digit hex bytes separated by colons, like \"02:00:00:00:02:01\"; got \(describe())")
             return nil
         }
@@ -121,7 +121,7 @@ extension ConfigNode {
     func ringSize() -> Int? {
         guard let size = integer(in: PetrelConfiguration.Limits.ringSize) else { return nil }
         guard Primes.isPrime(size) else {
-            let nearest = [Primes.previous(before: size), Primes.next(after: size)]
+            let nearest = [Self.prime(below: size), Self.prime(above: size)]
                 .compactMap { $0 }.filter { PetrelConfiguration.Limits.ringSize.contains($0) }
             report("must be a prime number (Maglev needs it), got \(size); the nearest primes are "
                 + nearest.map(String.init).joined(separator: " and "))
@@ -129,36 +129,13 @@ extension ConfigNode {
         }
         return size
     }
-}
 
-// MARK: - Primes
-
-/// Trial division is plenty: ring sizes stop at about a million.
-enum Primes {
-    static func isPrime(_ n: Int) -> Bool {
-        guard n >= 2 else { return false }
-        if n < 4 { return true }
-        if n % 2 == 0 { return false }
-        var divisor = 3
-        while divisor * divisor <= n {
-            if n % divisor == 0 { return false }
-            divisor += 2
-        }
-        return true
+    /// The primes next to a rejected ring size, to suggest in its message.
+    private static func prime(below n: Int) -> Int? {
+        stride(from: n - 1, through: 2, by: -1).first(where: Primes.isPrime)
     }
 
-    static func next(after n: Int) -> Int {
-        var candidate = max(n + 1, 2)
-        while !isPrime(candidate) { candidate += 1 }
-        return candidate
-    }
-
-    static func previous(before n: Int) -> Int? {
-        var candidate = n - 1
-        while candidate >= 2 {
-            if isPrime(candidate) { return candidate }
-            candidate -= 1
-        }
-        return nil
+    private static func prime(above n: Int) -> Int? {
+        (n + 1...n + 1_000).first(where: Primes.isPrime)
     }
 }

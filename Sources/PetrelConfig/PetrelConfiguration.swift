@@ -171,26 +171,3 @@ extension PetrelConfiguration {
         public static let unixSocketPathLength = 107
     }
 }
-
-// MARK: - MAC addresses
-
-/// The text form of Ethernet addresses: six two-digit hex bytes separated by colons.
-enum MACAddress {
-    static func parse(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6 else { return nil }
-        var bytes: [UInt8] = []
-        for part in parts {
-            guard part.count == 2, part.allSatisfy(\.isHexDigit), let byte = UInt8(part, radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
-    }
-
-    static func format(_ bytes: [UInt8]) -> String {
-        bytes.map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined(separator: ":")
-    }
-}
