@@ -206,7 +206,7 @@ public final class BPFMap: @unchecked Sendable {
             var options = bpf_map_batch_opts()
             options.sz = MemoryLayout<bpf_map_batch_opts>.size
             // For arrays the batch token is the index before the first one wanted.
-            var token = UInt32(position - 1)
+            var token = UInt32(max(position - 1, 0))
             let status = keys.withUnsafeMutableBytes { keyBytes in
                 withUnsafeMutablePointer(to: &token) { tokenPointer in
                     bpf_map_lookup_batch(fd, position == 0 ? nil : UnsafeMutableRawPointer(tokenPointer), &next, keyBytes.baseAddress, values, &count, &options)

@@ -1,0 +1,86 @@
+import Foundation
+import Petrel
+import Testing
+
+/// Loading, pinning, adopting, validation that writes nothing, verifier margin.
+@Suite("Lifecycle of the data plane")
+struct LifecycleTests {
+    @Test("A second process adopts pinned maps: VIPs, rings, connections and counters survive")
+    func adoptPinnedMaps() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-adopt"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.2"), sourcePort: 40000, destination: TestVips.web4.address, destinationPort: 80)
+
+        var first: LoadBalancer? = try makeBalancer(pinPath: path)
+        #expect(first?.adoptedPinnedMaps == false)
+        let (action, output) = try #require(first).run(PacketBuilder.frame(for: flow))
+        #expect(action == .tx)
+        let real = try #require(EncapsulatedFrame(output)).outerDestination
+        first = nil  // the process is gone; only the pins remain
+
+        let second = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
+        #expect(second.adoptedPinnedMaps)
+        #expect(Set(second.vips.map(\.key)) == Set(TestVips.all.map(\.key)))
+        #expect(try second.stats()[.forward] == 1, "counters continue")
+        #expect(try second.explain(flow).rememberedReal == real, "the connection table survived")
+        // Without re-applying anything, the adopted maps forward as before.
+        let again = try second.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack))
+        #expect(try #require(EncapsulatedFrame(again.packet)).outerDestination == real)
+        // Applying the same config again writes no ring slot: the diff is empty.
+        let report = try second.apply(TestVips.all)
+        #expect(report.ringSlotsWritten == 0)
+        #expect(report.vipsAdded == 0 && report.vipsRemoved == 0)
+        second.removePins()
+        #expect(!FileManager.default.fileExists(atPath: "\(path)/vips"))
+    }
+
+    @Test("Adopting pins made with other limits is refused with the limit named")
+    func adoptWithOtherLimits() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-limits"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try makeBalancer(pinPath: path)
+        defer { first.removePins() }
+        #expect {
+            _ = try LoadBalancer(limits: DataPlaneLimits(maxVips: 32, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
+        } throws: { error in
+            "\(error)".contains("pinned map") && "\(error)".contains("entries")
+        }
+    }
+
+    @Test("An invalid change is refused whole, naming the field, and the data plane keeps forwarding as before")
+    func invalidChangeWritesNothing() throws {
+        let balancer = try makeBalancer()
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.2"), sourcePort: 40000, destination: TestVips.web4.address, destinationPort: 80)
+        let before = try balancer.explain(flow)
+        let bad: [(vips: [Vip], field: String)] = [
+            (TestVips.all + [Vip(key: TestVips.web4)], "vips[4]"),
+            ([Vip(key: TestVips.web6, reals: [Real(address: ip("198.18.3.11"))])], "vips[0].reals[0].address"),
+            ([Vip(key: TestVips.web4, reals: [Real(address: ip("198.18.3.11")), Real(address: ip("198.18.3.11"))])], "vips[0].reals[1].address"),
+            ([Vip(key: TestVips.web4, reals: [Real(address: ip("198.18.3.11"), weight: 2_000_000)])], "vips[0].reals[0].weight"),
+            ((0..<17).map { Vip(key: VipKey(address: ip("198.18.100.1"), port: UInt16(1000 + $0), proto: .tcp)) }, "max_vips"),
+            ([Vip(key: TestVips.web4, reals: (0..<64).map { Real(address: .v4([198, 18, 4, UInt8($0)])) })], "max_reals"),
+        ]
+        for (vips, field) in bad {
+            #expect {
+                try balancer.apply(vips)
+            } throws: { error in
+                "\(error)".contains(field)
+            }
+        }
+        #expect(balancer.vips == TestVips.all.sorted { $0.key < $1.key })
+        let after = try balancer.explain(flow)
+        #expect(after.ringReal == before.ringReal)
+        #expect(try balancer.run(PacketBuilder.frame(for: flow)).action == .tx)
+    }
+
+    @Test("The verifier accepts the program with room to spare")
+    func verifierMargin() throws {
+        let figures = try makeBalancer().verifierFigures()
+        print("verifier: \(figures.verifiedInstructions) instructions processed, \(figures.translatedInstructions) in the program")
+        // The kernel's limit is 1,000,000 processed instructions; stay far below it
+        // so that new features cannot silently push the program over the edge.
+        #expect(figures.verifiedInstructions > 0)
+        #expect(figures.verifiedInstructions < 100_000)
+        #expect(figures.translatedInstructions < 4_096)
+    }
+}
