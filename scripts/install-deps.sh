@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Petrel needs on a fresh Debian machine of this kind (as root):
+# libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
+# bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots.
+# Quick when everything is already there.
+set -euo pipefail
+
+packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool xdp-tools iproute2 ethtool python3 python3-matplotlib)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Pinned maps live on bpffs.
+if ! mountpoint -q /sys/fs/bpf; then
+    mount -t bpf bpf /sys/fs/bpf
+fi
+
+command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
+command -v swift >/dev/null || { echo "install-deps: Swift 6 is needed (expected at /opt/swift)" >&2; exit 1; }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: Swift unit tests, packet tests on the real BPF program in the
+# kernel (BPF_PROG_TEST_RUN), end-to-end tests in network namespaces, daemon and
+# CLI tests, and the benchmark harness in quick mode. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (BPF, XDP and network namespaces need it)" >&2; exit 1; }
+
+source scripts/install-deps.sh
+export PATH=/opt/swift/usr/bin:$PATH
+
+swift build --build-tests
+# Test binaries run the embedded BPF programs; they need no path to any object.
+swift test --skip-build "$@"
