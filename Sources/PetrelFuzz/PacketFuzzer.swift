@@ -1,0 +1,146 @@
+import Foundation
+import Petrel
+
+/// Feeds the real balancer program (BPF_PROG_TEST_RUN) with random and mutated
+/// packets and checks every verdict and every output byte against an
+/// independent Swift model of what the program must do.
+public final class PacketFuzzer {
+    /// A realistic configuration: IPv4 and IPv6 VIPs, a port-wildcard VIP, 4in6,
+    /// flags, several reals.
+    public static let vips: [Vip] = {
+        func reals(_ prefix: String, _ count: Int) -> [Real] {
+            (1...count).map { Real(address: IPAddress("\(prefix)\($0)")!, weight: UInt32($0)) }
+        }
+        return [
+            Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 80, proto: .tcp), reals: reals("198.18.3.", 5)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 53, proto: .udp), flags: .lruBypass, reals: reals("198.18.3.", 3)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.2")!, port: 0, proto: .tcp), reals: reals("fd50:0:3::", 4)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.3")!, port: 443, proto: .tcp), flags: .hashWithoutSourcePort, reals: reals("198.18.4.", 8)),
+            Vip(key: VipKey(address: IPAddress("fd50:0:100::1")!, port: 80, proto: .tcp), reals: reals("fd50:0:3::", 6)),
+            Vip(key: VipKey(address: IPAddress("fd50:0:100::1")!, port: 0, proto: .udp), flags: .hashDestinationPortOnly, reals: reals("fd50:0:4::", 3)),
+        ]
+    }()
+
+    public static let interfaceMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x02]
+    public static let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+    public static let mtu = 1500
+
+    public let seed: UInt64
+    private let balancer: LoadBalancer
+    private let classifier: ReferenceClassifier
+
+    public init(seed: UInt64) throws {
+        self.seed = seed
+        balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 4093, connectionTableSize: 65536))
+        try balancer.configureForwarding(ForwardingSettings(interfaceMAC: Self.interfaceMAC, nextHopMAC: Self.nextHopMAC, mtu: Self.mtu))
+        try balancer.apply(Self.vips)
+        classifier = ReferenceClassifier(vips: Dictionary(uniqueKeysWithValues: Self.vips.map { ($0.key, $0) }), mtu: Self.mtu)
+    }
+
+    /// One packet that broke an invariant, with what it takes to replay it.
+    public struct Failure: CustomStringConvertible, Sendable {
+        public let seed: UInt64
+        public let index: Int
+        public let kind: String
+        public let frame: [UInt8]
+        public let problem: String
+
+        public var description: String {
+            "packet \(index) of seed \(seed) (\(kind)): \(problem)\n  hex: \(frame.map { String(format: "%02x", $0) }.joined())"
+        }
+    }
+
+    public struct Report: Sendable {
+        public var packets = 0
+        public var packetsByKind: [String: Int] = [:]
+        public var expected: [StatReason: UInt64] = [:]
+        public var kernel: [StatReason: UInt64] = [:]
+        public var failures: [Failure] = []
+        public var seconds = 0.0
+    }
+
+    /// Runs `packets` packets; stops collecting after `maxFailures` failures.
+    public func run(packets: Int, maxFailures: Int = 10, progress: ((Int) -> Void)? = nil) throws -> Report {
+        var mutator = PacketMutator(vips: Self.vips, rng: SeededGenerator(seed: seed))
+        var report = Report()
+        let start = Date()
+        for index in 0..<packets {
+            let (kind, frame) = mutator.next()
+            report.packets += 1
+            report.packetsByKind[kind.rawValue, default: 0] += 1
+            let (reason, problem) = try check(frame)
+            report.expected[reason, default: 0] += 1
+            if let problem, report.failures.count < maxFailures {
+                report.failures.append(Failure(seed: seed, index: index, kind: kind.rawValue, frame: frame, problem: problem))
+            }
+            if index % 100_000 == 99_999 { progress?(index + 1) }
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        let stats = try balancer.stats()
+        for reason in StatReason.allCases where reason.isOutcome || reason == .rx { report.kernel[reason] = stats[reason] }
+        report.expected[.rx] = UInt64(report.packets)
+        for reason in StatReason.allCases where reason.isOutcome || reason == .rx {
+            let expected = report.expected[reason] ?? 0, counted = report.kernel[reason] ?? 0
+            if expected != counted {
+                report.failures.append(Failure(seed: seed, index: -1, kind: "counters", frame: [],
+                                               problem: "counter \(reason.name) is \(counted), expected \(expected)"))
+            }
+        }
+        return report
+    }
+
+    /// Runs one frame and returns the expected outcome and, if the kernel broke
+    /// an invariant, what went wrong.
+    public func check(_ frame: [UInt8]) throws -> (StatReason, String?) {
+        let verdict = classifier.classify(frame)
+        let result = try balancer.program.testRun(packet: frame)
+        let expectedAction: UInt32 = switch verdict.reason {
+        case .forward: 3
+        case .dropMalformed, .dropNoReal, .dropTooBig, .dropEncapFailed, .dropNoConfig: 1
+        default: 2
+        }
+        guard [1, 2, 3].contains(result.returnValue) else {
+            return (verdict.reason, "returned \(result.returnValue), not PASS, DROP or TX")
+        }
+        guard result.returnValue == expectedAction else {
+            return (verdict.reason, "returned \(result.returnValue), expected \(expectedAction) (\(verdict.reason.name))")
+        }
+        if expectedAction == 2 && result.packet != frame {
+            return (verdict.reason, "a passed packet was modified")
+        }
+        if expectedAction == 3, let vip = verdict.vip {
+            return (verdict.reason, checkEncapsulated(result.packet, input: frame, vip: vip, l2Length: verdict.l2Length, l3Length: verdict.l3Length))
+        }
+        return (verdict.reason, nil)
+    }
+
+    private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int) -> String? {
+        guard output.count > l2Length + 20 else { return "forwarded frame too short (\(output.count) bytes)" }
+        guard Array(output[0..<6]) == Self.nextHopMAC, Array(output[6..<12]) == Self.interfaceMAC else { return "wrong MAC addresses" }
+        if l2Length == 18 && Array(output[12..<16]) != Array(input[12..<16]) { return "VLAN tag not kept" }
+        let etherType = Int(output[l2Length - 2]) << 8 | Int(output[l2Length - 1])
+        let realFamily = vip.reals.first!.address.family
+        let innerIsV4 = input[l2Length - 2] == 0x08
+        let outer: Int
+        let destination: IPAddress
+        if realFamily == .ipv4 {
+            outer = 20
+            guard etherType == 0x0800 else { return "outer ethertype 0x\(String(etherType, radix: 16)), expected IPv4" }
+            let header = Array(output[l2Length ..< l2Length + 20])
+            guard header[0] == 0x45, header[9] == 4, header[8] == 64 else { return "bad outer IPv4 header \(header)" }
+            guard PacketBuilder.internetChecksum(header) == 0 else { return "outer IPv4 checksum wrong" }
+            guard Int(header[2]) << 8 | Int(header[3]) == 20 + l3Length else { return "outer total length wrong" }
+            destination = .v4(Array(header[16..<20]))
+        } else {
+            outer = 40
+            guard output.count >= l2Length + 40, etherType == 0x86dd else { return "outer ethertype 0x\(String(etherType, radix: 16)), expected IPv6" }
+            let header = Array(output[l2Length ..< l2Length + 40])
+            guard header[0] >> 4 == 6, header[6] == (innerIsV4 ? 4 : 41), header[7] == 64 else { return "bad outer IPv6 header" }
+            guard Int(header[4]) << 8 | Int(header[5]) == l3Length else { return "outer payload length wrong" }
+            destination = .v6(Array(header[24..<40]))
+        }
+        guard Array(output[(l2Length + outer)...]) == Array(input[l2Length...]) else { return "inner packet changed" }
+        guard vip.reals.contains(where: { $0.address == destination }) else { return "sent to \(destination), not a real of \(vip.key)" }
+        return nil
+    }
+}

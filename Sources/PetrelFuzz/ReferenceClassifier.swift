@@ -1,0 +1,127 @@
+import Petrel
+
+/// What the data plane must do with a packet, decided in Swift from the same
+/// rules as bpf/lib/parse.h and select.h but written independently: the fuzzer
+/// compares the kernel against it packet by packet.
+struct ReferenceClassifier {
+    let vips: [VipKey: Vip]
+    let mtu: Int
+
+    struct Verdict {
+        var reason: StatReason
+        /// For forwarded packets: the VIP and the length of the L2 header.
+        var vip: Vip?
+        var l2Length = 14
+        /// The IP packet's declared length (what the outer header must carry).
+        var l3Length = 0
+    }
+
+    func classify(_ frame: [UInt8]) -> Verdict {
+        let count = frame.count
+        func be16(_ offset: Int) -> Int { Int(frame[offset]) << 8 | Int(frame[offset + 1]) }
+        guard count >= 14 else { return Verdict(reason: .dropMalformed) }
+        var etherType = be16(12)
+        var l2 = 14
+        if etherType == 0x8100 || etherType == 0x88a8 {
+            guard count >= 18 else { return Verdict(reason: .dropMalformed) }
+            etherType = be16(16)
+            l2 = 18
+        }
+
+        var flow: (source: [UInt8], destination: [UInt8], sourcePort: Int, destinationPort: Int, proto: UInt8)
+        var l3Length: Int
+        var icmpError = false
+        var family: AddressFamily
+
+        switch etherType {
+        case 0x0800:
+            family = .ipv4
+            guard count >= l2 + 20 else { return Verdict(reason: .dropMalformed) }
+            let version = frame[l2] >> 4, ihl = Int(frame[l2] & 0x0f)
+            guard version == 4, ihl >= 5 else { return Verdict(reason: .dropMalformed) }
+            let headerLength = ihl * 4
+            let total = be16(l2 + 2)
+            guard total >= headerLength, l2 + total <= count else { return Verdict(reason: .dropMalformed) }
+            if be16(l2 + 6) & 0x3fff != 0 { return Verdict(reason: .passFragment) }
+            l3Length = total
+            let proto = frame[l2 + 9]
+            let l4 = l2 + headerLength, l4Length = total - headerLength
+            flow = (Array(frame[l2 + 12 ..< l2 + 16]), Array(frame[l2 + 16 ..< l2 + 20]), 0, 0, proto)
+            if proto == 1 {
+                guard l4 + 8 <= count, l4Length >= 8 else { return Verdict(reason: .dropMalformed) }
+                let type = frame[l4]
+                guard type == 3 || type == 11 else { return Verdict(reason: .passICMP) }
+                let quoted = l4 + 8, quotedLength = l4Length - 8
+                guard quoted + 20 <= count, frame[quoted] >> 4 == 4, frame[quoted] & 0x0f >= 5 else { return Verdict(reason: .passICMP) }
+                let quotedHeader = Int(frame[quoted] & 0x0f) * 4
+                guard quotedLength >= quotedHeader + 4 else { return Verdict(reason: .passICMP) }
+                let quotedProto = frame[quoted + 9]
+                guard quotedProto == 6 || quotedProto == 17 else { return Verdict(reason: .passICMP) }
+                let ports = quoted + quotedHeader
+                guard ports + 4 <= count else { return Verdict(reason: .passICMP) }
+                flow = (Array(frame[quoted + 16 ..< quoted + 20]), Array(frame[quoted + 12 ..< quoted + 16]),
+                        be16(ports + 2), be16(ports), quotedProto)
+                icmpError = true
+            } else if let reason = ports(frame, at: l4, length: l4Length, proto: proto, into: &flow) {
+                return Verdict(reason: reason)
+            }
+        case 0x86dd:
+            family = .ipv6
+            guard count >= l2 + 40 else { return Verdict(reason: .dropMalformed) }
+            guard frame[l2] >> 4 == 6 else { return Verdict(reason: .dropMalformed) }
+            let total = 40 + be16(l2 + 4)
+            guard l2 + total <= count else { return Verdict(reason: .dropMalformed) }
+            l3Length = total
+            let next = frame[l2 + 6]
+            flow = (Array(frame[l2 + 8 ..< l2 + 24]), Array(frame[l2 + 24 ..< l2 + 40]), 0, 0, next)
+            if next == 44 { return Verdict(reason: .passFragment) }
+            let l4 = l2 + 40, l4Length = total - 40
+            if next == 58 {
+                guard l4 + 8 <= count, l4Length >= 8 else { return Verdict(reason: .dropMalformed) }
+                let type = frame[l4]
+                guard type == 1 || type == 2 || type == 3 else { return Verdict(reason: .passICMP) }
+                let quoted = l4 + 8, quotedLength = l4Length - 8
+                guard quoted + 40 <= count, frame[quoted] >> 4 == 6, quotedLength >= 44 else { return Verdict(reason: .passICMP) }
+                let quotedProto = frame[quoted + 6]
+                guard quotedProto == 6 || quotedProto == 17 else { return Verdict(reason: .passICMP) }
+                guard quoted + 44 <= count else { return Verdict(reason: .passICMP) }
+                flow = (Array(frame[quoted + 24 ..< quoted + 40]), Array(frame[quoted + 8 ..< quoted + 24]),
+                        be16(quoted + 42), be16(quoted + 40), quotedProto)
+                icmpError = true
+            } else if let reason = ports(frame, at: l4, length: l4Length, proto: next, into: &flow) {
+                return Verdict(reason: reason)
+            }
+        default:
+            return Verdict(reason: .passNotIP)
+        }
+
+        guard let proto = L4Protocol.allCases.first(where: { $0.number == flow.proto }) else {
+            return Verdict(reason: icmpError ? .passICMP : .passUnsupported)
+        }
+        let address: IPAddress = family == .ipv4 ? .v4(flow.destination) : .v6(flow.destination)
+        let exact = VipKey(address: address, port: UInt16(flow.destinationPort), proto: proto)
+        guard let vip = vips[exact] ?? vips[VipKey(address: address, port: 0, proto: proto)] else {
+            return Verdict(reason: icmpError ? .passICMP : .passNotVip)
+        }
+        guard let firstReal = vip.reals.first(where: { $0.weight > 0 }) else { return Verdict(reason: .dropNoReal) }
+        let outerLength = firstReal.address.family == .ipv4 ? 20 : 40
+        if outerLength + l3Length > mtu { return Verdict(reason: .dropTooBig) }
+        return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length)
+    }
+
+    /// TCP or UDP ports; returns the reason when the packet goes no further.
+    private func ports(_ frame: [UInt8], at l4: Int, length: Int, proto: UInt8,
+                       into flow: inout (source: [UInt8], destination: [UInt8], sourcePort: Int, destinationPort: Int, proto: UInt8)) -> StatReason? {
+        let needed: Int
+        switch proto {
+        case 6: needed = 20
+        case 17: needed = 8
+        default: return .passUnsupported
+        }
+        guard l4 + needed <= frame.count, length >= needed else { return .dropMalformed }
+        if proto == 6 && frame[l4 + 12] >> 4 < 5 { return .dropMalformed }
+        flow.sourcePort = Int(frame[l4]) << 8 | Int(frame[l4 + 1])
+        flow.destinationPort = Int(frame[l4 + 2]) << 8 | Int(frame[l4 + 3])
+        return nil
+    }
+}

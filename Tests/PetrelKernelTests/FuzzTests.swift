@@ -1,0 +1,23 @@
+import Foundation
+import Petrel
+import PetrelFuzz
+import Testing
+
+/// The packet fuzzer in its seeded quick mode, and the packets it once caught
+/// as fixed regression cases.
+@Suite("Packet fuzzing")
+struct FuzzTests {
+    @Test("200,000 random and mutated packets: every verdict, output and counter as the model says")
+    func quickFuzz() throws {
+        let fuzzer = try PacketFuzzer(seed: 20261125)
+        let report = try fuzzer.run(packets: 200_000)
+        print("fuzz: \(report.packets) packets in \(String(format: "%.1f", report.seconds)) s; outcomes " +
+              report.kernel.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " "))
+        #expect(report.failures.isEmpty, "\(report.failures.map(\.description).joined(separator: "\n"))")
+        // The mutations must really reach every outcome, or the fuzzer proves little.
+        for reason in [StatReason.forward, .passNotIP, .passNotVip, .passFragment, .passUnsupported, .passICMP, .dropMalformed, .dropTooBig] {
+            #expect((report.kernel[reason] ?? 0) > 100, "outcome \(reason.name) reached")
+        }
+        #expect(report.kernel[.rx] == 200_000)
+    }
+}
