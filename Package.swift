@@ -41,10 +41,12 @@ let package = Package(
         .target(name: "PetrelConfig", dependencies: ["Petrel", "Yams"]),
 
         // MARK: Front ends
+        // The admin API's JSON documents and HTTP/1.1 over a unix socket, shared by petreld and petrel.
+        .target(name: "PetrelAdmin", dependencies: ["Petrel"]),
         .executableTarget(
             name: "petreld",
             dependencies: [
-                "Petrel", "PetrelConfig",
+                "Petrel", "PetrelConfig", "PetrelAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -52,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "petrel",
             dependencies: [
-                "Petrel", "PetrelConfig",
+                "Petrel", "PetrelConfig", "PetrelAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,1 +1,2 @@
-print("petrel")
+// petrel: the operator's CLI. See PetrelCommand.swift and docs/operating.md.
+PetrelCommand.main()

@@ -1,1 +1,2 @@
-print("petreld")
+// petreld: the Petrel daemon. See PetreldCommand.swift and docs/operating.md.
+PetreldCommand.main()

@@ -1,0 +1,274 @@
+import Petrel
+
+// The JSON documents of the admin API, shared by `petreld` (which serves them)
+// and `petrel` (which reads them). Field names are the config file's.
+
+/// A real as JSON: `{"address": "198.18.3.11", "weight": 1}`.
+public struct RealDocument: Codable, Sendable, Equatable {
+    public var address: String
+    public var weight: UInt32?
+
+    public init(address: String, weight: UInt32? = nil) {
+        self.address = address
+        self.weight = weight
+    }
+
+    public init(_ real: Real) {
+        self.init(address: "\(real.address)", weight: real.weight)
+    }
+
+    /// The model value; the error names `field` (like `reals[1].address`).
+    public func real(field: String = "") throws(PetrelError) -> Real {
+        let prefix = field.isEmpty ? "" : field + "."
+        guard let ip = IPAddress(address) else {
+            throw .invalid(field: prefix + "address", value: "\"\(address)\"", expected: "must be an IPv4 or IPv6 address")
+        }
+        let weight = self.weight ?? 1
+        guard weight <= 1_000_000 else {
+            throw .invalid(field: prefix + "weight", value: "\(weight)", expected: "must be between 0 and 1000000")
+        }
+        return Real(address: ip, weight: weight)
+    }
+}
+
+/// A VIP as JSON: `{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "flags": [], "reals": [...]}`.
+public struct VipDocument: Codable, Sendable, Equatable {
+    public var `protocol`: String
+    public var address: String
+    public var port: Int
+    public var flags: [String]?
+    public var reals: [RealDocument]?
+
+    public init(protocol: String, address: String, port: Int, flags: [String]? = nil, reals: [RealDocument]? = nil) {
+        self.protocol = `protocol`
+        self.address = address
+        self.port = port
+        self.flags = flags
+        self.reals = reals
+    }
+
+    public init(_ vip: Vip) {
+        self.init(protocol: vip.key.proto.rawValue, address: "\(vip.key.address)", port: Int(vip.key.port),
+                  flags: vip.flags.names, reals: vip.reals.map(RealDocument.init))
+    }
+
+    /// The VIP's key, checked field by field.
+    public func key() throws(PetrelError) -> VipKey {
+        try VipKey.parse(protocol: self.protocol, address: address, port: String(port))
+    }
+
+    /// The model value, checked field by field.
+    public func vip() throws(PetrelError) -> Vip {
+        let key = try key()
+        var flagSet = VipFlags()
+        for (index, name) in (flags ?? []).enumerated() {
+            guard let match = VipFlags.named.first(where: { $0.name == name }) else {
+                throw .invalid(field: "flags[\(index)]", value: "\"\(name)\"",
+                               expected: "must be one of \(VipFlags.named.map(\.name).joined(separator: ", "))")
+            }
+            flagSet.insert(match.flag)
+        }
+        var result: [Real] = []
+        for (index, real) in (reals ?? []).enumerated() {
+            let parsed = try real.real(field: "reals[\(index)]")
+            guard !result.contains(where: { $0.address == parsed.address }) else {
+                throw .invalid(field: "reals[\(index)].address", value: real.address, expected: "must not repeat a real of this VIP")
+            }
+            result.append(parsed)
+        }
+        return Vip(key: key, flags: flagSet, reals: result)
+    }
+}
+
+extension VipKey {
+    /// Parses the three parts of a VIP as they appear in URLs and JSON.
+    public static func parse(protocol proto: String, address: String, port: String) throws(PetrelError) -> VipKey {
+        guard let l4 = L4Protocol(rawValue: proto.lowercased()) else {
+            throw .invalid(field: "protocol", value: "\"\(proto)\"", expected: "must be tcp or udp")
+        }
+        guard let ip = IPAddress(address) else {
+            throw .invalid(field: "address", value: "\"\(address)\"", expected: "must be an IPv4 or IPv6 address")
+        }
+        guard let number = UInt16(port) else {
+            throw .invalid(field: "port", value: port, expected: "must be between 0 and 65535 (0: every port)")
+        }
+        return VipKey(address: ip, port: number, proto: l4)
+    }
+
+    /// The VIP's part of an admin URL: `tcp/198.18.100.1/80`.
+    public var pathComponent: String { "\(proto.rawValue)/\(address)/\(port)" }
+}
+
+/// `{"weight": 3}`.
+public struct WeightDocument: Codable, Sendable {
+    public var weight: UInt32
+    public init(weight: UInt32) { self.weight = weight }
+}
+
+/// Every error answer: `{"error": "weight: must be ..."}`; `issues` for a refused config file.
+public struct ErrorDocument: Codable, Sendable {
+    public var error: String
+    public var issues: [String]?
+    public init(error: String, issues: [String]? = nil) {
+        self.error = error
+        self.issues = issues
+    }
+}
+
+/// What a change did: the counts of `ApplyReport`.
+public struct ChangeDocument: Codable, Sendable {
+    public var vipsAdded: Int
+    public var vipsRemoved: Int
+    public var vipsChanged: Int
+    public var realsAdded: Int
+    public var realsRemoved: Int
+    public var ringSlotsWritten: Int
+    /// The config generation after the change (reloads only).
+    public var generation: Int?
+
+    public init(_ report: ApplyReport, generation: Int? = nil) {
+        vipsAdded = report.vipsAdded
+        vipsRemoved = report.vipsRemoved
+        vipsChanged = report.vipsChanged
+        realsAdded = report.realsAdded
+        realsRemoved = report.realsRemoved
+        ringSlotsWritten = report.ringSlotsWritten
+        self.generation = generation
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case vipsAdded = "vips_added", vipsRemoved = "vips_removed", vipsChanged = "vips_changed"
+        case realsAdded = "reals_added", realsRemoved = "reals_removed", ringSlotsWritten = "ring_slots_written"
+        case generation
+    }
+}
+
+/// Packets and bytes of one VIP or real.
+public struct TrafficDocument: Codable, Sendable {
+    /// `tcp/198.18.100.1:80` for a VIP, the address for a real.
+    public var name: String
+    public var packets: UInt64
+    public var bytes: UInt64
+    public init(name: String, packets: UInt64, bytes: UInt64) {
+        self.name = name
+        self.packets = packets
+        self.bytes = bytes
+    }
+}
+
+/// `GET /v1/stats`: global counters by reason name, then per VIP and per real.
+public struct StatsDocument: Codable, Sendable {
+    public var global: [String: UInt64]
+    public var vips: [TrafficDocument]
+    public var reals: [TrafficDocument]
+
+    public init(_ stats: Stats) {
+        global = Dictionary(uniqueKeysWithValues: StatReason.allCases.map { ($0.name, stats[$0]) })
+        vips = stats.vips.sorted { $0.key < $1.key }
+            .map { TrafficDocument(name: "\($0.key)", packets: $0.value.packets, bytes: $0.value.bytes) }
+        reals = stats.reals.sorted { $0.key < $1.key }
+            .map { TrafficDocument(name: "\($0.key)", packets: $0.value.packets, bytes: $0.value.bytes) }
+    }
+}
+
+/// `GET /v1/explain`.
+public struct ExplainDocument: Codable, Sendable {
+    public var flow: String
+    public var vip: String?
+    public var flags: [String]
+    public var hash: UInt32
+    public var ringSlot: Int?
+    public var ringReal: String?
+    public var rememberedReal: String?
+    /// Where the next packet goes; nil: dropped (or passed, without a VIP).
+    public var real: String?
+    /// The explanation as the operator reads it.
+    public var text: String
+
+    public init(_ explanation: Explanation) {
+        flow = "\(explanation.flow)"
+        vip = explanation.vip.map { "\($0)" }
+        flags = explanation.flags.names
+        hash = explanation.hash
+        ringSlot = explanation.ringSlot
+        ringReal = explanation.ringReal.map { "\($0)" }
+        rememberedReal = explanation.rememberedReal.map { "\($0)" }
+        real = explanation.real.map { "\($0)" }
+        text = explanation.description
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case flow, vip, flags, hash, ringSlot = "ring_slot", ringReal = "ring_real"
+        case rememberedReal = "remembered_real", real, text
+    }
+}
+
+/// `GET /v1/ring/...`: each real's share of the VIP's Maglev ring.
+public struct RingDocument: Codable, Sendable {
+    public struct Share: Codable, Sendable {
+        public var address: String
+        public var weight: UInt32
+        public var slots: Int
+        public var share: Double
+        public init(address: String, weight: UInt32, slots: Int, share: Double) {
+            self.address = address
+            self.weight = weight
+            self.slots = slots
+            self.share = share
+        }
+    }
+
+    public var vip: String
+    public var ringSize: Int
+    public var reals: [Share]
+
+    public init(vip: String, ringSize: Int, reals: [Share]) {
+        self.vip = vip
+        self.ringSize = ringSize
+        self.reals = reals
+    }
+
+    enum CodingKeys: String, CodingKey { case vip, ringSize = "ring_size", reals }
+}
+
+/// `GET /v1/status`.
+public struct StatusDocument: Codable, Sendable {
+    public var config: String
+    /// 1 for the config read at start, +1 per successful reload.
+    public var generation: Int
+    public var interface: String
+    public var attachMode: String
+    public var attached: Bool
+    /// True when this process adopted maps pinned by an earlier one.
+    public var adopted: Bool
+    public var pinPath: String
+    public var vips: Int
+    public var reloadsSucceeded: Int
+    public var reloadsFailed: Int
+    /// The issues of the last refused reload, if the last reload was refused.
+    public var lastReloadIssues: [String]?
+    public var nextHopMAC: String
+
+    public init(config: String, generation: Int, interface: String, attachMode: String, attached: Bool, adopted: Bool,
+                pinPath: String, vips: Int, reloadsSucceeded: Int, reloadsFailed: Int, lastReloadIssues: [String]?,
+                nextHopMAC: String) {
+        self.config = config
+        self.generation = generation
+        self.interface = interface
+        self.attachMode = attachMode
+        self.attached = attached
+        self.adopted = adopted
+        self.pinPath = pinPath
+        self.vips = vips
+        self.reloadsSucceeded = reloadsSucceeded
+        self.reloadsFailed = reloadsFailed
+        self.lastReloadIssues = lastReloadIssues
+        self.nextHopMAC = nextHopMAC
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case config, generation, interface, attachMode = "attach_mode", attached, adopted, pinPath = "pin_path", vips
+        case reloadsSucceeded = "reloads_succeeded", reloadsFailed = "reloads_failed"
+        case lastReloadIssues = "last_reload_issues", nextHopMAC = "next_hop_mac"
+    }
+}

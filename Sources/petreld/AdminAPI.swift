@@ -1,0 +1,251 @@
+import Foundation
+import Logging
+import Petrel
+import PetrelAdmin
+import PetrelConfig
+
+/// The admin API: HTTP/1.1 + JSON. Changes apply to the running state only; the
+/// config file stays the source of truth and the next reload brings it back.
+struct AdminAPI: Sendable {
+    let daemon: Daemon
+
+    /// Opens the admin socket, the optional admin TCP endpoint and the optional metrics endpoint.
+    static func startListeners(for daemon: Daemon, config: PetrelConfiguration, logger: Logger) throws -> [HTTPListener] {
+        let api = AdminAPI(daemon: daemon)
+        var listeners: [HTTPListener] = []
+        let unix = try HTTPListener(unixPath: config.adminSocket)
+        unix.start { api.handle($0) }
+        listeners.append(unix)
+        if let tcp = config.adminTCP {
+            let listener = try HTTPListener(host: tcp.host, port: tcp.port, field: "admin.tcp")
+            listener.start { api.handle($0) }
+            listeners.append(listener)
+        }
+        if let metrics = config.metricsListen {
+            let listener = try HTTPListener(host: metrics.host, port: metrics.port, field: "metrics.listen")
+            listener.start { request in
+                guard request.method == "GET", request.path == "/metrics" else { return error(404, "only GET /metrics is served here") }
+                return daemon.queue.sync { api.metrics() }
+            }
+            listeners.append(listener)
+        }
+        logger.notice("admin API listening", metadata: ["endpoints": "\(listeners.map(\.name).joined(separator: " "))"])
+        return listeners
+    }
+
+    /// Answers one request; runs it on the daemon's queue.
+    func handle(_ request: HTTPRequest) -> HTTPResponse {
+        let response = daemon.queue.sync { route(request) }
+        if request.method != "GET" {
+            daemon.logger.info("admin request", metadata: ["method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status)"])
+        }
+        return response
+    }
+
+    private func route(_ request: HTTPRequest) -> HTTPResponse {
+        let parts = request.pathComponents
+        do {
+            switch (request.method, parts) {
+            case ("GET", ["metrics"]):
+                return metrics()
+            case ("GET", ["v1", "status"]):
+                return json(daemon.status())
+            case ("GET", ["v1", "vips"]):
+                return json(daemon.balancer.vips.map(VipDocument.init))
+            case ("POST", ["v1", "vips"]):
+                let document = try decode(VipDocument.self, request.body)
+                let vip = try document.vip()
+                let existed = daemon.balancer.vips.contains { $0.key == vip.key }
+                return json(ChangeDocument(try daemon.balancer.upsert(vip)), status: existed ? 200 : 201)
+            case ("GET", ["v1", "stats"]):
+                return json(StatsDocument(try daemon.balancer.stats()))
+            case ("GET", ["v1", "explain"]):
+                return json(ExplainDocument(try daemon.balancer.explain(try flow(request.query))))
+            case ("POST", ["v1", "reload"]):
+                switch daemon.reload(trigger: "admin API") {
+                case let .applied(report, generation):
+                    return json(ChangeDocument(report, generation: generation))
+                case let .refused(message, issues):
+                    return HTTPResponse(status: 400, body: AdminJSON.encode(ErrorDocument(error: message, issues: issues)))
+                }
+            case let ("GET", parts) where parts.count == 5 && parts[0] == "v1" && parts[1] == "ring":
+                return json(try ring(try existingVip(parts[2], parts[3], parts[4])))
+            case let (method, parts) where parts.count >= 5 && parts[0] == "v1" && parts[1] == "vips":
+                return try vipRoute(method, parts, request.body)
+            default:
+                return AdminAPI.error(404, "no endpoint \(request.method) \(request.path) (see docs/operating.md)")
+            }
+        } catch let failure as PetrelError {
+            if case .notFound = failure { return AdminAPI.error(404, "\(failure)") }
+            if case .kernel = failure { return AdminAPI.error(500, "\(failure)") }
+            return AdminAPI.error(400, "\(failure)")
+        } catch {
+            return AdminAPI.error(400, "\(error)")
+        }
+    }
+
+    /// `/v1/vips/{proto}/{address}/{port}[/reals[/{address}[/weight]]]`.
+    private func vipRoute(_ method: String, _ parts: [String], _ body: Data) throws -> HTTPResponse {
+        let vip = try existingVip(parts[2], parts[3], parts[4])
+        let rest = Array(parts.dropFirst(5))
+        switch (method, rest) {
+        case ("GET", []):
+            return json(VipDocument(vip))
+        case ("DELETE", []):
+            return json(ChangeDocument(try daemon.balancer.remove(vip: vip.key)))
+        case ("POST", ["reals"]):
+            let real = try decode(RealDocument.self, body).real()
+            guard !vip.reals.contains(where: { $0.address == real.address }) else {
+                throw PetrelError.invalid(field: "address", value: "\(real.address)",
+                                          expected: "must not already be a real of \(vip.key) (use PUT .../weight to change its weight)")
+            }
+            var changed = vip
+            changed.reals.append(real)
+            return json(ChangeDocument(try daemon.balancer.upsert(changed)), status: 201)
+        case ("DELETE", _) where rest.count == 2 && rest[0] == "reals":
+            let ip = try realAddress(rest[1])
+            guard vip.reals.contains(where: { $0.address == ip }) else { throw PetrelError.notFound("real \(ip) of VIP \(vip.key)") }
+            var changed = vip
+            changed.reals.removeAll { $0.address == ip }
+            return json(ChangeDocument(try daemon.balancer.upsert(changed)))
+        case ("PUT", _) where rest.count == 3 && rest[0] == "reals" && rest[2] == "weight":
+            let address = rest[1]
+            let weight = try decode(WeightDocument.self, body).weight
+            guard weight <= 1_000_000 else {
+                throw PetrelError.invalid(field: "weight", value: "\(weight)", expected: "must be between 0 and 1000000")
+            }
+            return json(ChangeDocument(try daemon.balancer.setWeight(weight, real: try realAddress(address), vip: vip.key)))
+        default:
+            return AdminAPI.error(404, "no endpoint \(method) /\(parts.joined(separator: "/")) (see docs/operating.md)")
+        }
+    }
+
+    // MARK: Pieces
+
+    private func existingVip(_ proto: String, _ address: String, _ port: String) throws -> Vip {
+        let key = try VipKey.parse(protocol: proto, address: address, port: port)
+        guard let vip = daemon.balancer.vips.first(where: { $0.key == key }) else { throw PetrelError.notFound("VIP \(key)") }
+        return vip
+    }
+
+    private func realAddress(_ text: String) throws -> IPAddress {
+        guard let ip = IPAddress(text) else {
+            throw PetrelError.invalid(field: "real", value: "\"\(text)\"", expected: "must be an IPv4 or IPv6 address")
+        }
+        return ip
+    }
+
+    private func flow(_ query: [String: String]) throws -> Flow {
+        func value(_ name: String) throws -> String {
+            guard let text = query[name], !text.isEmpty else {
+                throw PetrelError.invalid(field: name, value: "nothing", expected: "is required (proto, src, sport, dst, dport)")
+            }
+            return text
+        }
+        func address(_ name: String) throws -> IPAddress {
+            let text = try value(name)
+            guard let ip = IPAddress(text) else { throw PetrelError.invalid(field: name, value: "\"\(text)\"", expected: "must be an IP address") }
+            return ip
+        }
+        func port(_ name: String) throws -> UInt16 {
+            let text = try value(name)
+            guard let number = UInt16(text) else { throw PetrelError.invalid(field: name, value: text, expected: "must be a port 0...65535") }
+            return number
+        }
+        let protoText = try value("proto")
+        guard let proto = L4Protocol(rawValue: protoText.lowercased()) else {
+            throw PetrelError.invalid(field: "proto", value: "\"\(protoText)\"", expected: "must be tcp or udp")
+        }
+        let flow = Flow(proto: proto, source: try address("src"), sourcePort: try port("sport"),
+                        destination: try address("dst"), destinationPort: try port("dport"))
+        guard flow.source.family == flow.destination.family else {
+            throw PetrelError.invalid(field: "src", value: "\(flow.source)", expected: "must be of the same family as dst \(flow.destination)")
+        }
+        return flow
+    }
+
+    private func ring(_ vip: Vip) throws -> RingDocument {
+        let size = daemon.balancer.limits.ringSize
+        let ring = try MaglevRing(reals: vip.reals, size: size)
+        let shares = vip.reals.sorted { $0.address < $1.address }.map { real in
+            RingDocument.Share(address: "\(real.address)", weight: real.weight, slots: ring.slotCount(of: real.address),
+                               share: ring.share(of: real.address))
+        }
+        return RingDocument(vip: "\(vip.key)", ringSize: size, reals: shares)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
+        do {
+            return try AdminJSON.decode(type, from: body)
+        } catch {
+            throw RequestError(description: AdminJSON.describe(error))
+        }
+    }
+
+    private func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, body: AdminJSON.encode(value))
+    }
+
+    static func error(_ status: Int, _ message: String) -> HTTPResponse {
+        HTTPResponse(status: status, body: AdminJSON.encode(ErrorDocument(error: message)))
+    }
+
+    // MARK: Metrics
+
+    /// Prometheus text exposition format (version 0.0.4).
+    func metrics() -> HTTPResponse {
+        var text = MetricsPage()
+        let status = daemon.status()
+        text.gauge("petrel_config_generation", "Config generation: 1 at start, +1 per successful reload.", [([], Double(status.generation))])
+        text.counter("petrel_config_reloads_total", "Reloads by result.",
+                     [([("result", "success")], UInt64(status.reloadsSucceeded)), ([("result", "failure")], UInt64(status.reloadsFailed))])
+        text.gauge("petrel_attached", "1 while the balancer is attached to the interface.",
+                   [([("interface", status.interface)], status.attached ? 1 : 0)])
+        text.gauge("petrel_adopted_pinned_maps", "1 when this petreld adopted maps pinned by an earlier one.", [([], status.adopted ? 1 : 0)])
+        text.gauge("petrel_vips", "VIPs served.", [([], Double(status.vips))])
+        if let stats = try? daemon.balancer.stats() {
+            text.counter("petrel_packets_total", "Packets by what the data plane did with them (rx: every packet seen).",
+                         StatReason.allCases.map { ([("reason", $0.name)], stats[$0]) })
+            let vips = stats.vips.sorted { $0.key < $1.key }
+            func vipLabels(_ key: VipKey) -> [(String, String)] {
+                [("vip", "\(key)"), ("protocol", key.proto.rawValue), ("address", "\(key.address)"), ("port", "\(key.port)")]
+            }
+            text.counter("petrel_vip_packets_total", "Packets forwarded per VIP.", vips.map { (vipLabels($0.key), $0.value.packets) })
+            text.counter("petrel_vip_bytes_total", "Bytes forwarded per VIP (before encapsulation).", vips.map { (vipLabels($0.key), $0.value.bytes) })
+            let reals = stats.reals.sorted { $0.key < $1.key }
+            text.counter("petrel_real_packets_total", "Packets forwarded per real.", reals.map { ([("real", "\($0.key)")], $0.value.packets) })
+            text.counter("petrel_real_bytes_total", "Bytes forwarded per real (before encapsulation).", reals.map { ([("real", "\($0.key)")], $0.value.bytes) })
+        }
+        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Data(text.text.utf8))
+    }
+}
+
+/// A request body that is not the expected JSON; the description names the field.
+struct RequestError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Builds a Prometheus text page.
+struct MetricsPage {
+    private(set) var text = ""
+
+    mutating func counter(_ name: String, _ help: String, _ samples: [([(String, String)], UInt64)]) {
+        family(name, help, "counter", samples.map { ($0.0, String($0.1)) })
+    }
+
+    mutating func gauge(_ name: String, _ help: String, _ samples: [([(String, String)], Double)]) {
+        family(name, help, "gauge", samples.map { ($0.0, $0.1 == $0.1.rounded() ? String(Int64($0.1)) : String($0.1)) })
+    }
+
+    private mutating func family(_ name: String, _ help: String, _ type: String, _ samples: [([(String, String)], String)]) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (labels, value) in samples {
+            let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
+            text += "\(name)\(rendered) \(value)\n"
+        }
+    }
+
+    private func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

@@ -1,0 +1,210 @@
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import Petrel
+import PetrelAdmin
+import PetrelBPF
+import PetrelConfig
+
+/// A running balancer and the config it was built from. Every method that reads
+/// or changes state runs on `queue`: signals, admin requests and metrics are
+/// serialized there.
+final class Daemon: @unchecked Sendable {
+    let configPath: String
+    let keepForwardingOnExit: Bool
+    let logger: Logger
+    let balancer: LoadBalancer
+    /// Signal handlers and admin requests run here, one at a time.
+    let queue = DispatchQueue(label: "petreld.control")
+
+    /// The config in force: the file as last loaded, not including admin API changes.
+    private(set) var config: PetrelConfiguration
+    private(set) var nextHopMAC: [UInt8]
+    /// 1 for the config read at start, +1 per successful reload.
+    private(set) var generation = 1
+    private(set) var reloadsSucceeded = 0
+    private(set) var reloadsFailed = 0
+    private(set) var lastReloadIssues: [String]?
+
+    /// Everything `petreld` does before serving: load (or adopt), forward, apply, attach.
+    init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger) throws {
+        self.configPath = configPath
+        self.config = config
+        self.keepForwardingOnExit = keepForwardingOnExit
+        self.logger = logger
+
+        try PinDirectory.prepare(config.pinPath)
+        let limits = DataPlaneLimits(maxVips: config.maxVips, maxReals: config.maxReals,
+                                     ringSize: config.ringSize, connectionTableSize: config.connectionTableSize)
+        balancer = try LoadBalancer(limits: limits, pinPath: config.pinPath)
+        logger.info("data plane loaded", metadata: [
+            "pin_path": "\(config.pinPath)", "adopted_pinned_maps": "\(balancer.adoptedPinnedMaps)",
+            "vips_in_pinned_maps": "\(balancer.adoptedPinnedMaps ? balancer.vips.count : 0)",
+        ])
+
+        nextHopMAC = try Daemon.resolve(config.nextHop, logger: logger)
+        try Daemon.configureForwarding(balancer, config: config, nextHopMAC: nextHopMAC, logger: logger)
+        let report = try balancer.apply(config.vips)
+        logger.info("config applied", metadata: Daemon.metadata(report, generation: 1))
+        try balancer.attach(interface: config.interface, mode: config.attachMode == .native ? .native : .generic)
+        logger.notice("attached", metadata: ["interface": "\(config.interface)", "mode": "\(config.attachMode.rawValue)"])
+    }
+
+    // MARK: Reload
+
+    /// The outcome of a reload, for the admin API.
+    enum ReloadOutcome {
+        case applied(ApplyReport, generation: Int)
+        /// The file was invalid or could not be applied; nothing changed.
+        case refused(message: String, issues: [String])
+    }
+
+    /// Re-reads the config file and applies the difference; an invalid file changes nothing.
+    @discardableResult
+    func reload(trigger: String) -> ReloadOutcome {
+        let fresh: PetrelConfiguration
+        do {
+            fresh = try ConfigLoader.load(path: configPath)
+        } catch {
+            let issues = error.issues.map(\.description)
+            for issue in issues { logger.error("config issue", metadata: ["issue": "\(issue)"]) }
+            return refuse("\(configPath) has \(issues.count) issue(s); the running config stays", issues: issues, trigger: trigger)
+        }
+        for (field, changed) in restartOnlyChanges(to: fresh) where changed {
+            logger.warning("setting needs a restart; keeping the running value", metadata: ["field": "\(field)"])
+        }
+        do {
+            let mac = fresh.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(fresh.nextHop, logger: logger)
+            // Validate and write the VIPs first: if they are refused, forwarding is untouched too.
+            let report = try balancer.apply(fresh.vips)
+            try Daemon.configureForwarding(balancer, config: fresh, nextHopMAC: mac, logger: logger)
+            nextHopMAC = mac
+            config.vips = fresh.vips
+            config.nextHop = fresh.nextHop
+            config.mtu = fresh.mtu
+            config.encapSourceV4 = fresh.encapSourceV4
+            config.encapSourceV6 = fresh.encapSourceV6
+            generation += 1
+            reloadsSucceeded += 1
+            lastReloadIssues = nil
+            var metadata = Daemon.metadata(report, generation: generation)
+            metadata["trigger"] = "\(trigger)"
+            logger.notice("config reloaded", metadata: metadata)
+            return .applied(report, generation: generation)
+        } catch {
+            logger.error("config refused", metadata: ["error": "\(error)"])
+            return refuse("\(error)", issues: ["\(error)"], trigger: trigger)
+        }
+    }
+
+    private func refuse(_ message: String, issues: [String], trigger: String) -> ReloadOutcome {
+        reloadsFailed += 1
+        lastReloadIssues = issues
+        logger.error("reload refused; the running config stays", metadata: [
+            "trigger": "\(trigger)", "generation": "\(generation)", "issues": "\(issues.count)",
+        ])
+        return .refused(message: message, issues: issues)
+    }
+
+    /// Settings fixed for the life of the process (they shape the loaded program and its maps).
+    private func restartOnlyChanges(to fresh: PetrelConfiguration) -> [(String, Bool)] {
+        [("interface", fresh.interface != config.interface), ("attach_mode", fresh.attachMode != config.attachMode),
+         ("ring_size", fresh.ringSize != config.ringSize), ("connection_table_size", fresh.connectionTableSize != config.connectionTableSize),
+         ("max_vips", fresh.maxVips != config.maxVips), ("max_reals", fresh.maxReals != config.maxReals),
+         ("pin_path", fresh.pinPath != config.pinPath), ("admin", fresh.adminSocket != config.adminSocket || fresh.adminTCP != config.adminTCP),
+         ("metrics.listen", fresh.metricsListen != config.metricsListen)]
+    }
+
+    // MARK: Shutdown
+
+    /// Detaches and removes the pins, unless asked to keep forwarding for the next petreld.
+    func shutdown() {
+        if keepForwardingOnExit {
+            logger.notice("leaving the balancer attached and the maps pinned for the next petreld",
+                          metadata: ["interface": "\(config.interface)", "pin_path": "\(config.pinPath)"])
+            return
+        }
+        do {
+            try balancer.detach(interface: config.interface)
+        } catch {
+            logger.error("detach failed", metadata: ["error": "\(error)"])
+        }
+        balancer.removePins()
+        logger.notice("detached; pinned maps removed", metadata: ["interface": "\(config.interface)"])
+    }
+
+    // MARK: Status
+
+    func status() -> StatusDocument {
+        let attached = (try? balancer.isAttached(interface: config.interface)) ?? false
+        return StatusDocument(
+            config: configPath, generation: generation, interface: config.interface, attachMode: config.attachMode.rawValue,
+            attached: attached, adopted: balancer.adoptedPinnedMaps, pinPath: config.pinPath, vips: balancer.vips.count,
+            reloadsSucceeded: reloadsSucceeded, reloadsFailed: reloadsFailed, lastReloadIssues: lastReloadIssues,
+            nextHopMAC: MACAddress.format(nextHopMAC))
+    }
+
+    // MARK: Helpers
+
+    private static func resolve(_ nextHop: PetrelConfiguration.NextHop, logger: Logger) throws -> [UInt8] {
+        switch nextHop {
+        case .mac(let bytes):
+            return bytes
+        case .gateway(let address):
+            let mac = try NextHopResolver.resolve(address)
+            logger.info("next hop resolved", metadata: ["gateway": "\(address)", "mac": "\(MACAddress.format(mac))"])
+            return mac
+        }
+    }
+
+    private static func configureForwarding(_ balancer: LoadBalancer, config: PetrelConfiguration, nextHopMAC: [UInt8],
+                                            logger: Logger) throws {
+        let interface = try NetworkInterface(named: config.interface)
+        let mtu = try config.mtu ?? interface.mtu()
+        let settings = ForwardingSettings(interfaceMAC: try interface.macAddress(), nextHopMAC: nextHopMAC, mtu: mtu,
+                                          encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6)
+        try balancer.configureForwarding(settings)
+        logger.info("forwarding configured", metadata: [
+            "interface_mac": "\(MACAddress.format(settings.interfaceMAC))", "next_hop_mac": "\(MACAddress.format(nextHopMAC))",
+            "mtu": "\(mtu)",
+        ])
+    }
+
+    static func metadata(_ report: ApplyReport, generation: Int) -> Logger.Metadata {
+        ["generation": "\(generation)", "vips_added": "\(report.vipsAdded)", "vips_removed": "\(report.vipsRemoved)",
+         "vips_changed": "\(report.vipsChanged)", "reals_added": "\(report.realsAdded)",
+         "reals_removed": "\(report.realsRemoved)", "ring_slots_written": "\(report.ringSlotsWritten)"]
+    }
+}
+
+/// The bpffs directory the maps are pinned in.
+enum PinDirectory {
+    /// Creates the directory, after checking it lies on bpffs (mounting it is the caller's job).
+    static func prepare(_ path: String) throws {
+        let fileSystem = fileSystemType(of: path)
+        guard fileSystem == "bpf" else {
+            throw PetrelError.invalid(field: "pin_path", value: path,
+                                      expected: "must be on a bpffs mount (it is on \(fileSystem ?? "an unknown file system"); mount one with `mount -t bpf bpf /sys/fs/bpf`)")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw PetrelError.invalid(field: "pin_path", value: path, expected: "must be a directory petreld can create (\(error.localizedDescription))")
+        }
+    }
+
+    /// The type of the file system mounted deepest above `path`, from this process's mount table.
+    static func fileSystemType(of path: String) -> String? {
+        guard let table = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return nil }
+        var best: (point: String, type: String)?
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count >= 3 else { continue }
+            let point = fields[1].replacingOccurrences(of: "\\040", with: " ")
+            let covers = point == "/" || path == point || path.hasPrefix(point + "/")
+            if covers, point.count >= (best?.point.count ?? -1) { best = (point, fields[2]) }
+        }
+        return best?.type
+    }
+}

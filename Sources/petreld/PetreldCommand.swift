@@ -1,0 +1,96 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import PetrelConfig
+
+/// `petreld --config FILE`: runs the balancer until SIGTERM or SIGINT; SIGHUP reloads the file.
+struct PetreldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "petreld",
+        abstract: "Run the Petrel XDP load balancer.",
+        discussion: """
+        Loads the config file, attaches the balancer to the configured interface and serves the
+        admin API on the config's unix socket until SIGTERM or SIGINT.
+
+        Signals:
+          SIGHUP          re-read the config file; an invalid file is refused (every issue is
+                          logged) and the running config stays; a valid one is applied as a diff.
+          SIGTERM/SIGINT  detach and remove the pinned maps, then exit; with
+                          --keep-forwarding-on-exit the program stays attached and the maps stay
+                          pinned, so the next petreld adopts them without dropping a connection.
+
+        Exit status: 0 after a signal, 1 when starting failed, 2 when the config file is invalid.
+
+        Examples:
+          petreld --config /etc/petrel/petrel.yaml
+          petreld --config config/demo.yaml --keep-forwarding-on-exit
+        """
+    )
+
+    @Option(name: .long, help: "The config file (YAML; see config/README.md).")
+    var config: String
+
+    @Flag(name: .long, help: "On exit, leave the program attached and the maps pinned (for a hitless restart).")
+    var keepForwardingOnExit = false
+
+    @Option(name: .long, help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: must be one of trace, debug, info, notice, warning, error, critical, got \(logLevel)")
+        }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "petreld")
+
+        let settings: PetrelConfiguration
+        do {
+            settings = try ConfigLoader.load(path: config)
+        } catch {
+            for issue in error.issues { FileHandle.standardError.write(Data("\(issue)\n".utf8)) }
+            FileHandle.standardError.write(Data("petreld: \(config) has \(error.issues.count) issue(s); not starting\n".utf8))
+            throw ExitCode(2)
+        }
+
+        signal(SIGPIPE, SIG_IGN)
+        let daemon: Daemon
+        let servers: [HTTPListener]
+        do {
+            daemon = try Daemon(configPath: config, config: settings, keepForwardingOnExit: keepForwardingOnExit, logger: logger)
+            servers = try AdminAPI.startListeners(for: daemon, config: settings, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            FileHandle.standardError.write(Data("petreld: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: daemon.queue)
+            source.setEventHandler {
+                if sig == SIGHUP {
+                    daemon.reload(trigger: "SIGHUP")
+                } else {
+                    logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                    for server in servers { server.stop() }
+                    daemon.shutdown()
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        withExtendedLifetime(sources) { dispatchMain() }
+    }
+}
