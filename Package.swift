@@ -67,6 +67,8 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "PetrelTests", dependencies: ["Petrel"]),
         .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "CPetrelABI"]),
+        // Runs the built petreld and petrel in a network namespace of its own (root).
+        .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
     ],
     swiftLanguageModes: [.v5]
