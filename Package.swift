@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "petrel", targets: ["petrel"]),
         .executable(name: "petreld", targets: ["petreld"]),
         .executable(name: "petrel-bench", targets: ["PetrelBench"]),
+        .executable(name: "petrel-fuzz", targets: ["petrel-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +41,9 @@ let package = Package(
         // The config file: parsing and validation.
         .target(name: "PetrelConfig", dependencies: ["Petrel", "Yams"]),
 
+        // The packet fuzzer: random and mutated packets against a model of the program.
+        .target(name: "PetrelFuzz", dependencies: ["Petrel"]),
+
         // MARK: Front ends
         // The admin API's JSON documents and HTTP/1.1 over a unix socket, shared by petreld and petrel.
         .target(name: "PetrelAdmin", dependencies: ["Petrel"]),
@@ -58,6 +62,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "petrel-fuzz", dependencies: ["PetrelFuzz"]),
         .executableTarget(
             name: "PetrelBench",
             dependencies: ["Petrel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -66,7 +71,7 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "PetrelTests", dependencies: ["Petrel"]),
-        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "CPetrelABI"]),
+        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),

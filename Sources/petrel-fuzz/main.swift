@@ -5,6 +5,11 @@
 import Foundation
 import PetrelFuzz
 
+// `petrel-fuzz apply-forever PIN_PATH` is the victim process of the kill-during-apply test.
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "apply-forever" {
+    try ApplyFaults.applyForever(pinPath: CommandLine.arguments[2])
+}
+
 var packets = 10_000_000
 var seed = UInt64(Date().timeIntervalSince1970)
 var arguments = CommandLine.arguments.dropFirst().makeIterator()

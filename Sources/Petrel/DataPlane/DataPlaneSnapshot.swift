@@ -1,0 +1,48 @@
+import CPetrelABI
+import PetrelBPF
+
+/// What the kernel's maps hold right now, read from the maps themselves (not
+/// from the control plane's memory): for checking that a change landed, or that
+/// a refused one left every byte as it was.
+public struct DataPlaneSnapshot: Equatable, Sendable {
+    /// Per VIP: its flags, its row in the ring map, and the row's real ids.
+    public struct VipEntry: Equatable, Sendable {
+        public var flags: VipFlags
+        public var row: UInt32
+        public var slots: [UInt32]
+    }
+
+    public var vips: [VipKey: VipEntry]
+    /// Real id to address, for every id in use.
+    public var reals: [UInt32: IPAddress]
+    /// Generation of every real id slot, used or not.
+    public var generations: [UInt32]
+
+    /// The real addresses a VIP's ring sends new flows to, slot by slot (nil: empty slot or unknown id).
+    public func ringAddresses(of key: VipKey) -> [IPAddress?]? {
+        vips[key].map { entry in entry.slots.map { $0 == PETREL_NO_REAL ? nil : reals[$0] } }
+    }
+}
+
+extension LoadBalancer {
+    /// Reads every VIP, real and ring row from the kernel.
+    public func dataPlaneSnapshot() throws(PetrelError) -> DataPlaneSnapshot {
+        try kernel {
+            var reals: [UInt32: IPAddress] = [:]
+            var generations: [UInt32] = []
+            for id in 0..<UInt32(limits.maxReals) {
+                let real = try maps.reals.lookup(id, as: petrel_real.self) ?? petrel_real()
+                generations.append(real.generation)
+                if let address = IPAddress(abiWords: real.addr_be, family: real.family) { reals[id] = address }
+            }
+            var vips: [VipKey: DataPlaneSnapshot.VipEntry] = [:]
+            for abiKey in try maps.vips.keys(as: petrel_vip_key.self) {
+                guard let key = VipKey(abi: abiKey), let meta = try maps.vips.lookup(abiKey, as: petrel_vip_meta.self) else { continue }
+                let base = Int(meta.vip_index) * limits.ringSize
+                let slots = try maps.ring.lookupArray(base..<base + limits.ringSize, as: UInt32.self)
+                vips[key] = DataPlaneSnapshot.VipEntry(flags: VipFlags(rawValue: meta.flags), row: meta.vip_index, slots: slots)
+            }
+            return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Petrel
+import PetrelFuzz
+import Testing
+
+/// A process killed in the middle of an apply leaves, for every VIP, only reals
+/// of the old or of the new configuration in the maps: never a flow sent to a
+/// real outside both, never an empty slot.
+@Suite("Killing the control process during an apply")
+struct KillDuringApplyTests {
+    @Test("20 SIGKILLs at random moments; the pinned maps are always consistent")
+    func killDuringApply() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("petrel-fuzz")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build petrel-fuzz first (swift build)")
+        let pinPath = "/sys/fs/bpf/petrel-test-\(getpid())-kill"
+        defer { try? FileManager.default.removeItem(atPath: pinPath) }
+
+        let old = Dictionary(uniqueKeysWithValues: ApplyFaults.configuration(0).map { ($0.key, Set($0.reals.map(\.address))) })
+        let new = Dictionary(uniqueKeysWithValues: ApplyFaults.configuration(1).map { ($0.key, Set($0.reals.map(\.address))) })
+        var rng = SystemRandomNumberGenerator()
+        var vipsSeen = 0
+        var roundsCaughtMidApply = 0
+        for round in 0..<20 {
+            let victim = Process()
+            victim.executableURL = binary
+            victim.arguments = ["apply-forever", pinPath]
+            try victim.run()
+            usleep(UInt32.random(in: 20_000...250_000, using: &rng))
+            kill(victim.processIdentifier, SIGKILL)
+            victim.waitUntilExit()
+
+            let survivor = try LoadBalancer(limits: ApplyFaults.limits, pinPath: pinPath)
+            let snapshot = try survivor.dataPlaneSnapshot()
+            for (key, entry) in snapshot.vips {
+                let allowed = (old[key] ?? []).union(new[key] ?? [])
+                #expect(!allowed.isEmpty, "round \(round): VIP \(key) is in neither configuration")
+                let addresses = try #require(snapshot.ringAddresses(of: key))
+                let outside = addresses.enumerated().filter { $0.element == nil || !allowed.contains($0.element!) }
+                #expect(outside.isEmpty, "round \(round): \(key) slot \(outside.first?.offset ?? -1) -> \(String(describing: outside.first?.element)) (row \(entry.row))")
+            }
+            vipsSeen += snapshot.vips.count
+            // Some VIPs already switched and others not: the kill landed inside an apply.
+            let states = Set(snapshot.vips.compactMap { key, _ -> Int? in
+                guard let first = snapshot.ringAddresses(of: key)?.first, let address = first else { return nil }
+                return old[key]?.contains(address) == true && new[key]?.contains(address) != true ? 0
+                    : (new[key]?.contains(address) == true && old[key]?.contains(address) != true ? 1 : nil)
+            })
+            if states.count == 2 { roundsCaughtMidApply += 1 }
+        }
+        print("kill during apply: \(roundsCaughtMidApply) of 20 kills landed inside an apply")
+        #expect(vipsSeen > 0)
+    }
+}
