@@ -75,6 +75,7 @@ let package = Package(
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF"]),
     ],
     swiftLanguageModes: [.v5]
 )
