@@ -77,8 +77,11 @@ final class HTTPListener: @unchecked Sendable {
     }
 
     /// Accepts connections on a background thread and answers each with `handler`.
+    /// On the unix socket, a peer running as another user than petreld (or root)
+    /// is refused even if the socket's mode was loosened.
     func start(_ handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
         let fd = self.fd
+        let checkPeer = unixPath != nil
         Thread.detachNewThread {
             while true {
                 let connection = accept(fd, nil, nil)
@@ -86,9 +89,25 @@ final class HTTPListener: @unchecked Sendable {
                     if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue }
                     return  // the listener was shut down
                 }
+                if checkPeer, let uid = HTTPListener.peerUID(connection), uid != 0, uid != geteuid() {
+                    Thread.detachNewThread {
+                        HTTPListener.serve(connection) { _ in AdminAPI.error(403, "the admin API serves root and petreld's own user only (peer uid \(uid))") }
+                    }
+                    continue
+                }
                 Thread.detachNewThread { HTTPListener.serve(connection, handler) }
             }
         }
+    }
+
+    /// The user id of the process at the other end of a unix socket (SO_PEERCRED).
+    private static func peerUID(_ fd: Int32) -> UInt32? {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        var credentials = (pid: Int32(0), uid: UInt32(0), gid: UInt32(0))
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        let soPeerCredentials: Int32 = 17  // SO_PEERCRED, not exported by Swift's Glibc module
+        guard getsockopt(fd, SOL_SOCKET, soPeerCredentials, &credentials, &length) == 0 else { return nil }
+        return credentials.uid
     }
 
     /// Stops accepting and removes the unix socket file.

@@ -152,6 +152,29 @@ struct DaemonTests {
         #expect(check.output.contains("vips[1].protocol"))
     }
 
+    /// The admin socket is mode 0600, and even if someone loosens it, petreld
+    /// answers only root and its own user (checked with SO_PEERCRED).
+    @Test func adminSocketRefusesOtherUsers() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        try harness.writeConfig()
+        try harness.start()
+        var info = stat()
+        #expect(lstat(harness.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+
+        let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", DaemonHarness.binaries + "/petrel", "--socket", harness.socketPath, "status"]
+        let denied = try harness.capture("/usr/bin/setpriv", asNobody)
+        #expect(denied.status != 0)
+        #expect(denied.output.contains("permission denied"), "\(denied.output)")
+
+        chmod(harness.socketPath, 0o666)
+        let refused = try harness.capture("/usr/bin/setpriv", asNobody)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("serves root and petreld's own user only"), "\(refused.output)")
+        #expect(harness.petrel(["status"]).status == 0, "root is still served")
+    }
+
     @Test func cliExplainsAMissingSocket() throws {
         let result = try DaemonHarness.captureStatic(DaemonHarness.binaries + "/petrel", ["--socket", "/tmp/no-such-petrel.sock", "status"])
         #expect(result.status != 0)
