@@ -40,8 +40,9 @@ i=1
 for ns in $TOPO_NS_REALS; do
     ip4_var=TOPO_REAL${i}_IP4
     ip6_var=TOPO_REAL${i}_IP6
-    ip netns exec "$ns" "$BIN/petrel" decap attach --interface "$TOPO_REAL_IFACE" \
-        --address "${!ip4_var}" --address "${!ip6_var}" >&2
+    # bpffs in the namespace lets libxdp use its dispatcher (other XDP programs can share eth0).
+    ip netns exec "$ns" sh -c 'mount -t bpf bpf /sys/fs/bpf && exec "$0" decap attach --interface "$1" --address "$2" --address "$3"' \
+        "$BIN/petrel" "$TOPO_REAL_IFACE" "${!ip4_var}" "${!ip6_var}" >&2
     ip netns exec "$ns" /usr/bin/python3 scripts/testhost.py serve --name "real$i" --pidfile "$WORK/real$i.pid" \
         >"$WORK/real$i.log" 2>&1 &
     i=$((i + 1))
@@ -96,7 +97,7 @@ print(r["sent"], r["answered"], per)' "$result")"
         reals_seen[$real]=1
     done
     label="$proto/$address:$port"
-    [ "$port" = 8080 ] && label="$proto/$address:* (to :$server_port)"
+    [ "$port" = 8080 ] && label="$proto/$address:*"
     printf '%-30s %-22s %4s/%-4s   %s\n' "$name" "$label" "$vip_answered" "$vip_sent" "$per_real"
 done
 
