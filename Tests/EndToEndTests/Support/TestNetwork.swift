@@ -71,6 +71,8 @@ final class TestNetwork {
     func destroy() {
         for server in servers { server.stop() }
         servers = []
+        // Killed servers leave their pid files behind.
+        for name in Plan.realNames { unlink("/tmp/\(prefix)-\(name).pid") }
         _ = try? Command.run([Command.script("topology.sh"), "destroy", prefix], timeout: 30)
     }
 
