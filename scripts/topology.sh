@@ -8,6 +8,7 @@
 #   topology.sh destroy PREFIX   remove every namespace named ${PREFIX}-* (idempotent)
 #   topology.sh env     PREFIX   print NAME=VALUE lines (shell-sourceable)
 set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 readonly REAL_COUNT=3
 readonly LB_LINK_MTU=1600
@@ -127,13 +128,9 @@ router_accepts_xdp_tx() {
 	local ns=$1 dev=$2 dir
 	in_ns "$ns" ethtool -K "$dev" gro on >/dev/null
 	dir=$(mktemp -d)
-	cat >"$dir/router_pass.c" <<'EOF_C'
-/* Router side of the LB link: only here so veth schedules NAPI for XDP_TX frames. */
-__attribute__((section("xdp"), used)) int router_pass(void *ctx) { return 2; /* XDP_PASS */ }
-char _license[] __attribute__((section("license"), used)) = "GPL";
-EOF_C
-	if ! "$CLANG_BIN" -O2 -target bpf -c "$dir/router_pass.c" -o "$dir/router_pass.o" ||
-		! ip -n "$ns" link set dev "$dev" xdpdrv obj "$dir/router_pass.o" sec xdp; then
+	# The same program Petrel ships for veth peers: bpf/xdp_pass.bpf.c.
+	if ! "$CLANG_BIN" -O2 -g -target bpf -I /usr/include/x86_64-linux-gnu -c "$ROOT/bpf/xdp_pass.bpf.c" -o "$dir/xdp_pass.o" ||
+		! ip -n "$ns" link set dev "$dev" xdpdrv obj "$dir/xdp_pass.o" sec xdp; then
 		rm -rf "$dir"
 		die "cannot attach the XDP_PASS program to $dev in $ns"
 	fi
