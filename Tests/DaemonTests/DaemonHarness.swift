@@ -168,16 +168,7 @@ final class DaemonHarness {
     }
 
     func capture(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try DaemonHarness.captureStatic(tool, arguments)
     }
 
     /// Polls `condition` every 50 ms until it holds or `timeout` passes.

@@ -5,18 +5,6 @@ import Testing
 /// The Swift hash must match bpf/lib/jhash.h bit for bit, so these tests compile
 /// that header with the host C compiler and compare outputs on random inputs.
 @Suite struct JenkinsHashTests {
-    /// A tiny reproducible generator, so a failure can be replayed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     static let repoRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -81,7 +69,7 @@ import Testing
                                 "-o", binary.path, source.path])
 
         // Random words plus the edges where wrapping arithmetic matters.
-        var rng = SplitMix64(state: 0x5045_5452_454c)
+        var rng = SeededGenerator(seed: 0x5045_5452_454c)
         var inputs: [(UInt32, UInt32, UInt32, UInt32, UInt32)] = [
             (0, 0, 0, 0, 0),
             (.max, .max, .max, .max, .max),

@@ -51,19 +51,6 @@ extension LoadBalancer {
     }
 }
 
-/// A deterministic random source, so failures can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9e37_79b9_7f4a_7c15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 func randomClient(_ family: AddressFamily, using rng: inout SeededGenerator) -> IPAddress {
     if family == .ipv4 {
         return .v4([198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng)])

@@ -1,5 +1,5 @@
-/// A small, fast, seedable random source (splitmix64): every fuzz run can be
-/// replayed from its seed.
+/// A small, fast, seedable random source (splitmix64): every fuzz run and every
+/// randomised test can be replayed from its seed.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
