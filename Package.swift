@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(name: "petrel-fuzz", dependencies: ["PetrelFuzz"]),
         .executableTarget(
             name: "PetrelBench",
-            dependencies: ["Petrel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "bench/Sources/PetrelBench"
         ),
 
@@ -75,6 +75,8 @@ let package = Package(
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
+        // Runs petrel-bench --quick and checks its JSON (never its speed).
+        .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,129 @@
+import Petrel
+
+/// The VIPs, reals and packets every data-plane measurement uses.
+enum BenchPlan {
+    static func ip(_ text: String) -> IPAddress { IPAddress(text)! }
+
+    static let clientMAC = PacketBuilder.clientMAC
+    static let balancerMAC = PacketBuilder.balancerMAC
+    static let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+
+    static let realsPerVip = 16
+    static let reals4 = (1...realsPerVip).map { Real(address: ip("198.18.3.\($0)")) }
+    static let reals6 = (1...realsPerVip).map { Real(address: ip("fd50:0:3::\(String($0, radix: 16))")) }
+
+    static let web4 = VipKey(address: ip("198.18.100.1"), port: 80, proto: .tcp)
+    static let dns4 = VipKey(address: ip("198.18.100.1"), port: 53, proto: .udp)
+    static let web6 = VipKey(address: ip("fd50:0:100::1"), port: 80, proto: .tcp)
+    static let web4in6 = VipKey(address: ip("198.18.100.2"), port: 80, proto: .tcp)
+    static let bypass4 = VipKey(address: ip("198.18.100.3"), port: 80, proto: .tcp)
+    static let wildcard4 = VipKey(address: ip("198.18.100.4"), port: 0, proto: .tcp)
+
+    static let vips: [Vip] = [
+        Vip(key: web4, reals: reals4),
+        Vip(key: dns4, reals: reals4),
+        Vip(key: web6, reals: reals6),
+        Vip(key: web4in6, reals: reals6),
+        Vip(key: bypass4, flags: .lruBypass, reals: reals4),
+        Vip(key: wildcard4, reals: reals4),
+    ]
+
+    static var realCount: Int { Set(vips.flatMap { $0.reals.map(\.address) }).count }
+
+    static let limits = DataPlaneLimits(maxVips: 16, maxReals: 256, ringSize: 65537, connectionTableSize: 65536)
+
+    static let client4 = ip("198.18.1.2")
+    static let client6 = ip("fd50:0:1::2")
+
+    /// Payload bytes after the L4 header: an IPv4 TCP frame is then 64 bytes.
+    static let payload = [UInt8](repeating: 0x61, count: 10)
+
+    static func frame(_ proto: L4Protocol, from source: IPAddress, port sourcePort: UInt16, to destination: IPAddress, port destinationPort: UInt16,
+                      tcpFlags: UInt8 = PacketBuilder.TCPFlags.ack) -> [UInt8] {
+        let flow = Flow(proto: proto, source: source, sourcePort: sourcePort, destination: destination, destinationPort: destinationPort)
+        return PacketBuilder.frame(for: flow, tcpFlags: tcpFlags, payload: payload)
+    }
+
+    static let ack = PacketBuilder.TCPFlags.ack
+    static let syn = PacketBuilder.TCPFlags.syn
+
+    // MARK: Scenarios
+
+    static let scenarios: [PacketScenario] = {
+        var list: [PacketScenario] = []
+        func hit(_ name: String, _ description: String, _ proto: L4Protocol, _ source: IPAddress, _ port: UInt16, _ vip: IPAddress, _ vipPort: UInt16) {
+            let packet = frame(proto, from: source, port: port, to: vip, port: vipPort)
+            let primer = proto == .tcp ? frame(proto, from: source, port: port, to: vip, port: vipPort, tcpFlags: syn) : packet
+            list.append(PacketScenario(name: name, description: description, packet: packet, primer: primer,
+                                       expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit]))
+        }
+        hit("ipv4_tcp_conn_hit", "IPv4 TCP, established flow: per-CPU connection-table hit, 4in4",
+            .tcp, client4, 40001, web4.address, 80)
+        list.append(PacketScenario(
+            name: "ipv4_tcp_new_flow_lru_bypass", description: "IPv4 TCP to a VIP with lru_bypass: Maglev ring lookup on every packet, 4in4",
+            packet: frame(.tcp, from: client4, port: 40002, to: bypass4.address, port: 80), primer: nil,
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
+        list.append(PacketScenario(
+            name: "ipv4_tcp_syn_new_flow", description: "IPv4 TCP SYN: ring lookup plus writes to the per-CPU and shared connection tables, 4in4",
+            packet: frame(.tcp, from: client4, port: 40003, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
+        hit("ipv6_tcp_conn_hit", "IPv6 TCP, established flow: connection-table hit, 6in6",
+            .tcp, client6, 40004, web6.address, 80)
+        hit("ipv4_in_ipv6_conn_hit", "IPv4 TCP to a VIP with IPv6 reals: connection-table hit, 4in6",
+            .tcp, client4, 40005, web4in6.address, 80)
+        hit("ipv4_udp_conn_hit", "IPv4 UDP, known flow: connection-table hit, 4in4",
+            .udp, client4, 40006, dns4.address, 53)
+        hit("ipv4_port_wildcard_conn_hit", "IPv4 TCP to a port-wildcard VIP (second VIP lookup), connection-table hit, 4in4",
+            .tcp, client4, 40007, wildcard4.address, 8443)
+        list.append(PacketScenario(
+            name: "ipv4_not_vip_pass", description: "IPv4 TCP to an address that is no VIP: parsed, two VIP lookups, XDP_PASS",
+            packet: frame(.tcp, from: client4, port: 40008, to: ip("198.18.200.1"), port: 80), primer: nil,
+            expectedAction: .pass, expectedCounters: [.rx, .passNotVip]))
+        list.append(PacketScenario(
+            name: "ipv4_malformed_drop", description: "IPv4 whose total length runs past the frame: dropped as malformed",
+            packet: malformed(frame(.tcp, from: client4, port: 40009, to: web4.address, port: 80)), primer: nil,
+            expectedAction: .drop, expectedCounters: [.rx, .dropMalformed]))
+        return list
+    }()
+
+    /// The same frame with an IPv4 total length 100 bytes longer than what follows.
+    static func malformed(_ frame: [UInt8]) -> [UInt8] {
+        var bytes = frame
+        let length = (UInt16(bytes[16]) << 8 | UInt16(bytes[17])) + 100
+        bytes[16] = UInt8(length >> 8)
+        bytes[17] = UInt8(length & 0xff)
+        return bytes
+    }
+}
+
+/// XDP verdicts, as the programs return them.
+enum XDPAction: UInt32, CustomStringConvertible {
+    case aborted = 0, drop, pass, tx, redirect
+
+    var description: String {
+        switch self {
+        case .aborted: "XDP_ABORTED"
+        case .drop: "XDP_DROP"
+        case .pass: "XDP_PASS"
+        case .tx: "XDP_TX"
+        case .redirect: "XDP_REDIRECT"
+        }
+    }
+}
+
+/// One kind of packet whose cost is measured.
+struct PacketScenario {
+    let name: String
+    let description: String
+    let packet: [UInt8]
+    /// Run once before measuring (the SYN, or the first datagram) so the measured
+    /// packets find their flow in the connection table.
+    let primer: [UInt8]?
+    let expectedAction: XDPAction
+    /// Each must grow by exactly the repetitions in every measured run.
+    let expectedCounters: [StatReason]
+
+    /// The balancer rewrites the packet it forwards: such packets are measured
+    /// through the restore wrapper, the others directly.
+    var modifiesPacket: Bool { expectedAction == .tx }
+}
