@@ -66,7 +66,7 @@ static __always_inline int strip(struct xdp_md *ctx, __u32 l2_len, __u32 outer_l
 		l2.ethertype = inner_ethertype;
 
 	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
-		return PETREL_DECAP_DROP_MALFORMED;
+		return PETREL_DECAP_DROP_ADJUST_FAILED;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (data + l2_len > end || data + sizeof(struct ethhdr) > end)
@@ -105,14 +105,19 @@ static __always_inline int decap(struct xdp_md *ctx)
 
 	if (ethertype == bpf_htons(ETH_P_IP)) {
 		struct iphdr *outer = data + l2_len;
-		__u32 outer_len;
+		__u32 outer_len, total_len;
 
 		if ((void *)(outer + 1) > end || outer->protocol != IPPROTO_IPIP)
 			return PETREL_DECAP_PASS_NOT_TUNNEL;
 		if (!is_local(&outer->daddr, 4, PETREL_FAMILY_IPV4))
 			return PETREL_DECAP_PASS_NOT_LOCAL;
+		/* Fragments are the kernel's to reassemble; stripping one would hand up a piece. */
+		if (outer->frag_off & bpf_htons(0x3fff))
+			return PETREL_DECAP_PASS_FRAGMENT;
 		outer_len = outer->ihl * 4;
-		if (outer_len < sizeof(*outer) || data + l2_len + outer_len + sizeof(struct iphdr) > end)
+		total_len = bpf_ntohs(outer->tot_len);
+		if (outer_len < sizeof(*outer) || total_len < outer_len + sizeof(struct iphdr) ||
+		    data + l2_len + total_len > end || data + l2_len + outer_len + sizeof(struct iphdr) > end)
 			return PETREL_DECAP_DROP_MALFORMED;
 		return strip(ctx, l2_len, outer_len, bpf_htons(ETH_P_IP));
 	}
@@ -135,7 +140,9 @@ static __always_inline int decap(struct xdp_md *ctx)
 		}
 		if (!is_local(&outer->daddr, 16, PETREL_FAMILY_IPV6))
 			return PETREL_DECAP_PASS_NOT_LOCAL;
-		if (data + l2_len + sizeof(*outer) + inner_min > end)
+		if (bpf_ntohs(outer->payload_len) < inner_min ||
+		    data + l2_len + sizeof(*outer) + bpf_ntohs(outer->payload_len) > end ||
+		    data + l2_len + sizeof(*outer) + inner_min > end)
 			return PETREL_DECAP_DROP_MALFORMED;
 		return strip(ctx, l2_len, sizeof(*outer), inner_ethertype);
 	}
@@ -150,7 +157,7 @@ int petrel_decap(struct xdp_md *ctx)
 	count(PETREL_DECAP_RX);
 	reason = decap(ctx);
 	count(reason);
-	return reason == PETREL_DECAP_DROP_MALFORMED ? XDP_DROP : XDP_PASS;
+	return reason == PETREL_DECAP_DROP_MALFORMED || reason == PETREL_DECAP_DROP_ADJUST_FAILED ? XDP_DROP : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -5,5 +5,4 @@
 #include <linux/if_link.h>
 #include <linux/bpf.h>
 #include <net/if.h>
-#include <sys/mman.h>
 

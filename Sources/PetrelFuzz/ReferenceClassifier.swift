@@ -119,7 +119,13 @@ struct ReferenceClassifier {
         default: return .passUnsupported
         }
         guard l4 + needed <= frame.count, length >= needed else { return .dropMalformed }
-        if proto == 6 && frame[l4 + 12] >> 4 < 5 { return .dropMalformed }
+        if proto == 6 {
+            let dataOffset = Int(frame[l4 + 12] >> 4)
+            if dataOffset < 5 || dataOffset * 4 > length { return .dropMalformed }
+        } else {
+            let udpLength = Int(frame[l4 + 4]) << 8 | Int(frame[l4 + 5])
+            if udpLength < 8 || udpLength > length { return .dropMalformed }
+        }
         flow.sourcePort = Int(frame[l4]) << 8 | Int(frame[l4 + 1])
         flow.destinationPort = Int(frame[l4 + 2]) << 8 | Int(frame[l4 + 3])
         return nil

@@ -37,6 +37,10 @@ struct MalformedPacketTests {
         shortTotal[2] = 0; shortTotal[3] = 10  // shorter than the header itself
         var tcpBadOffset = vipIPv4()
         tcpBadOffset[20 + 12] = 0x40  // data offset 4 words < 5
+        var tcpLongOffset = vipIPv4()
+        tcpLongOffset[20 + 12] = 0xf0  // data offset 15 words: past the end of the packet
+        var udpLongLength = vipIPv4(protocol: 17, payload: PacketBuilder.udp(sourcePort: 40000, destinationPort: 53))
+        udpLongLength[20 + 5] = 200  // UDP length 200, packet has 8
         var longPayload6 = Array(good6[14...])
         longPayload6[4] = 0x10  // payload length lies: 4096+
         var udpCut = vipIPv4(protocol: 17, payload: [0x9c, 0x40, 0, 53])
@@ -56,6 +60,8 @@ struct MalformedPacketTests {
             Case(name: "TCP header cut short", frame: ipv4Frame(Array(vipIPv4(payload: Array(tcp.prefix(10))))), action: .drop, reason: .dropMalformed),
             Case(name: "TCP data offset below 5 words", frame: ipv4Frame(tcpBadOffset), action: .drop, reason: .dropMalformed),
             Case(name: "UDP header cut short", frame: ipv4Frame(udpCut), action: .drop, reason: .dropMalformed),
+            Case(name: "TCP data offset past the end", frame: ipv4Frame(tcpLongOffset), action: .drop, reason: .dropMalformed),
+            Case(name: "UDP length longer than the packet", frame: ipv4Frame(udpLongLength), action: .drop, reason: .dropMalformed),
             Case(name: "IPv6 header cut short", frame: Array(good6.prefix(14 + 30)), action: .drop, reason: .dropMalformed),
             Case(name: "IPv6 payload length longer than the frame", frame: ipv6Frame(longPayload6), action: .drop, reason: .dropMalformed),
             Case(name: "VLAN tag cut short", frame: PacketBuilder.ethernet(etherType: PacketBuilder.etherTypeVLAN, payload: [0]), action: .drop, reason: .dropMalformed),

@@ -96,7 +96,8 @@ struct petrel_traffic {
 
 /* Every packet is counted once under RX and once under exactly one outcome
  * (a FORWARD, PASS_* or DROP_* reason), so RX equals the sum of the outcomes.
- * The EVENT_* counters are extra facts about forwarded packets. */
+ * The EVENT_* counters are extra facts about how the real was chosen; they are
+ * counted as the choice is made, before the packet's outcome is known. */
 enum petrel_stat {
 	PETREL_STAT_RX = 0,
 	PETREL_STAT_FORWARD,              /* encapsulated and sent with XDP_TX */
@@ -115,7 +116,7 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_SHARED_HIT,     /* the shared connection table knew the flow */
 	PETREL_STAT_EVENT_LRU_MISS,       /* a non-SYN TCP packet of a flow nobody knew */
 	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
-	PETREL_STAT_EVENT_SHARED_TABLE,   /* no per-CPU table on this CPU: shared one used */
+	PETREL_STAT_EVENT_NO_CPU_TABLE,   /* no per-CPU table on this CPU: the shared one alone was used */
 	PETREL_STAT_COUNT
 };
 
@@ -125,7 +126,9 @@ enum petrel_decap_stat {
 	PETREL_DECAP_DECAPSULATED,        /* outer header stripped, inner packet passed */
 	PETREL_DECAP_PASS_NOT_TUNNEL,     /* not IP-in-IP: passed untouched */
 	PETREL_DECAP_PASS_NOT_LOCAL,      /* tunnel packet for another host: passed untouched */
-	PETREL_DECAP_DROP_MALFORMED,      /* tunnel packet cut short */
+	PETREL_DECAP_PASS_FRAGMENT,       /* fragmented tunnel packet: left to the kernel, which reassembles */
+	PETREL_DECAP_DROP_MALFORMED,      /* tunnel packet cut short or lying about its length */
+	PETREL_DECAP_DROP_ADJUST_FAILED,  /* the kernel refused to strip the outer header */
 	PETREL_DECAP_STAT_COUNT
 };
 

@@ -28,12 +28,11 @@ struct {
 	__type(value, struct petrel_real);
 } reals SEC(".maps");
 
-/* One row of ring_size real ids per VIP. Memory-mapped by the control plane,
- * which rewrites only the slots that change. */
+/* One row of ring_size real ids per VIP. The control plane rewrites only the
+ * slots that change, in batched updates. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS * PETREL_DEFAULT_RING_SIZE);
-	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 } ring SEC(".maps");

@@ -58,7 +58,7 @@ static __always_inline int parse_ports(void *l4, void *end, __u32 l4_len, __u8 p
 	if (protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = l4;
 
-		if ((void *)(tcp + 1) > end || l4_len < sizeof(*tcp) || tcp->doff < 5)
+		if ((void *)(tcp + 1) > end || l4_len < sizeof(*tcp) || tcp->doff < 5 || tcp->doff * 4 > l4_len)
 			return PETREL_STAT_DROP_MALFORMED;
 		pkt->flow.src_port_be = tcp->source;
 		pkt->flow.dst_port_be = tcp->dest;
@@ -69,6 +69,8 @@ static __always_inline int parse_ports(void *l4, void *end, __u32 l4_len, __u8 p
 		struct udphdr *udp = l4;
 
 		if ((void *)(udp + 1) > end || l4_len < sizeof(*udp))
+			return PETREL_STAT_DROP_MALFORMED;
+		if (bpf_ntohs(udp->len) < sizeof(*udp) || bpf_ntohs(udp->len) > l4_len)
 			return PETREL_STAT_DROP_MALFORMED;
 		pkt->flow.src_port_be = udp->source;
 		pkt->flow.dst_port_be = udp->dest;

@@ -128,7 +128,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	if (use_tables) {
 		cpu_table = cpu_conn_table();
 		if (!cpu_table)
-			count_stat(PETREL_STAT_EVENT_SHARED_TABLE);
+			count_stat(PETREL_STAT_EVENT_NO_CPU_TABLE);
 		/* A SYN opens a new connection: it always takes a fresh decision. */
 		if (!pkt->tcp_syn && choice_from_tables(pkt, cpu_table, out))
 			return PARSE_OK;

@@ -16,10 +16,18 @@ public final class Decapsulator: @unchecked Sendable {
 
     /// What happened to the packets the decapsulator saw.
     public enum Outcome: UInt32, CaseIterable, Sendable {
-        case rx = 0, decapsulated, passNotTunnel, passNotLocal, dropMalformed
+        case rx = 0, decapsulated, passNotTunnel, passNotLocal, passFragment, dropMalformed, dropAdjustFailed
 
         public var name: String {
-            ["rx", "decapsulated", "pass_not_tunnel", "pass_not_local", "drop_malformed"][Int(rawValue)]
+            switch self {
+            case .rx: "rx"
+            case .decapsulated: "decapsulated"
+            case .passNotTunnel: "pass_not_tunnel"
+            case .passNotLocal: "pass_not_local"
+            case .passFragment: "pass_fragment"
+            case .dropMalformed: "drop_malformed"
+            case .dropAdjustFailed: "drop_adjust_failed"
+            }
         }
     }
 

@@ -13,7 +13,7 @@ public struct Traffic: Hashable, Sendable, Codable {
 
 /// The data plane's global counters (enum petrel_stat). RX counts every packet;
 /// each packet also lands in exactly one outcome (forward, pass_*, drop_*).
-/// The event_* counters are extra facts about forwarded packets.
+/// The event_* counters are extra facts about how the real was chosen.
 public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case rx = 0
     case forward
@@ -32,7 +32,7 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventSharedTableHit
     case eventLRUMiss
     case eventICMPForward
-    case eventSharedTableOnly
+    case eventNoCPUTable
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -54,14 +54,20 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventSharedTableHit: "event_shared_table_hit"
         case .eventLRUMiss: "event_lru_miss"
         case .eventICMPForward: "event_icmp_forward"
-        case .eventSharedTableOnly: "event_shared_table_only"
+        case .eventNoCPUTable: "event_no_cpu_table"
         }
     }
 
     /// Whether this counter is a packet outcome (the outcomes add up to rx).
-    public var isOutcome: Bool { self != .rx && !name.hasPrefix("event_") }
-
-    static let count = Int(PETREL_STAT_COUNT.rawValue)
+    public var isOutcome: Bool {
+        switch self {
+        case .forward, .passNotIP, .passNotVip, .passFragment, .passUnsupported, .passICMP,
+             .dropMalformed, .dropNoReal, .dropTooBig, .dropEncapFailed, .dropNoConfig:
+            true
+        case .rx, .eventNewConnection, .eventConnectionHit, .eventSharedTableHit, .eventLRUMiss, .eventICMPForward, .eventNoCPUTable:
+            false
+        }
+    }
 }
 
 /// A snapshot of every counter.
