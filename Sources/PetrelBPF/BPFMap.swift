@@ -15,7 +15,11 @@ public final class BPFMap: @unchecked Sendable {
     init(name: String, fd: Int32, ownsFD: Bool) throws(BPFError) {
         var info = bpf_map_info()
         var length = UInt32(MemoryLayout<bpf_map_info>.size)
-        try check("read info of map '\(name)'", bpf_obj_get_info_by_fd(fd, &info, &length))
+        if bpf_obj_get_info_by_fd(fd, &info, &length) != 0 {
+            let error = BPFError("read info of map '\(name)'", errno: Glibc.errno)
+            if ownsFD { close(fd) }  // deinit does not run for a failed init
+            throw error
+        }
         self.name = name
         self.fd = fd
         self.ownsFD = ownsFD
@@ -121,19 +125,6 @@ public final class BPFMap: @unchecked Sendable {
         var key = index
         var value = UInt32(inner.fd)
         try check("store map '\(inner.name)' in '\(name)'[\(index)]", bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY)))
-    }
-
-    /// Opens the map stored in a map-of-maps, or nil if the slot is empty.
-    public func innerMap(at index: UInt32, name: String) throws(BPFError) -> BPFMap? {
-        var key = index
-        var id: UInt32 = 0
-        if bpf_map_lookup_elem(fd, &key, &id) != 0 {
-            if Glibc.errno == ENOENT { return nil }
-            throw BPFError("look up '\(self.name)'[\(index)]", errno: Glibc.errno)
-        }
-        let innerFD = bpf_map_get_fd_by_id(id)
-        if innerFD < 0 { throw BPFError("open map id \(id) from '\(self.name)'", errno: Glibc.errno) }
-        return try BPFMap(name: name, fd: innerFD, ownsFD: true)
     }
 
     // MARK: Per-CPU maps

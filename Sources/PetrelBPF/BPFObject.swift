@@ -40,19 +40,6 @@ public final class BPFObject: @unchecked Sendable {
         return map
     }
 
-    /// The names of the object's maps, in ELF order.
-    public var mapNames: [String] {
-        var names: [String] = []
-        var map = bpf_object__next_map(handle, nil)
-        while let current = map {
-            let mapName = String(cString: bpf_map__name(current))
-            // libbpf's internal maps (.rodata, .bss, ...) are not ours to manage.
-            if !mapName.contains(".") { names.append(mapName) }
-            map = bpf_object__next_map(handle, current)
-        }
-        return names
-    }
-
     // MARK: Before loading
 
     /// Sets a map's capacity (only before `load`).
@@ -76,6 +63,7 @@ public final class BPFObject: @unchecked Sendable {
         isLoaded = true
     }
 
+    /// libxdp loads an object itself when it attaches it.
     func markLoaded() { isLoaded = true }
 
     // MARK: After loading

@@ -20,7 +20,7 @@ public enum XDPAttachment {
     public static func attach(object: BPFObject, program programName: String, to interface: NetworkInterface, mode: XDPMode) throws(BPFError) {
         var options = xdp_program_opts()
         options.sz = MemoryLayout<xdp_program_opts>.size
-        options.obj = handleOf(object)
+        options.obj = object.handle
         let (outcome, log): (Int32, String) = programName.withCString { cName in
             options.prog_name = cName
             return LibbpfLog.capturing {
@@ -38,27 +38,29 @@ public enum XDPAttachment {
             }
             throw BPFError("attach XDP program '\(programName)' to '\(interface.name)' in \(mode.rawValue) mode", errno: -outcome, log: log + hint)
         }
-        object.markLoadedByLibxdp()
+        object.markLoaded()
     }
 
     /// The ids of the XDP programs attached to the interface, by name.
-    public static func attachedPrograms(on interface: NetworkInterface) throws(BPFError) -> [(name: String, id: UInt32, mode: XDPMode)] {
+    public static func attachedPrograms(on interface: NetworkInterface) throws(BPFError) -> [(name: String, id: UInt32, mode: XDPMode, tag: [UInt8])] {
         guard let multiprog = xdp_multiprog__get_from_ifindex(Int32(interface.index)) else { return [] }
         let error = libxdp_get_error(UnsafeRawPointer(multiprog))
         if error == -Int(ENOENT) { return [] }
         if error != 0 { throw BPFError("list XDP programs on '\(interface.name)'", errno: Int32(error)) }
         defer { xdp_multiprog__close(multiprog) }
         let mode: XDPMode = xdp_multiprog__attach_mode(multiprog) == XDP_MODE_SKB ? .generic : .native
-        var result: [(String, UInt32, XDPMode)] = []
+        var result: [(String, UInt32, XDPMode, [UInt8])] = []
+        func describe(_ program: OpaquePointer) -> (String, UInt32, XDPMode, [UInt8]) {
+            let tag = xdp_program__tag(program).map { Array(UnsafeBufferPointer(start: $0, count: Int(BPF_TAG_SIZE))) } ?? []
+            return (String(cString: xdp_program__name(program)), xdp_program__id(program), mode, tag)
+        }
         if xdp_multiprog__is_legacy(multiprog) {
-            if let main = xdp_multiprog__main_prog(multiprog) {
-                result.append((String(cString: xdp_program__name(main)), xdp_program__id(main), mode))
-            }
+            if let main = xdp_multiprog__main_prog(multiprog) { result.append(describe(main)) }
             return result
         }
         var program = xdp_multiprog__next_prog(nil, multiprog)
         while let current = program {
-            result.append((String(cString: xdp_program__name(current)), xdp_program__id(current), mode))
+            result.append(describe(current))
             program = xdp_multiprog__next_prog(current, multiprog)
         }
         return result
@@ -78,10 +80,4 @@ public enum XDPAttachment {
         }
         return detached
     }
-}
-
-func handleOf(_ object: BPFObject) -> OpaquePointer { object.handle }
-
-extension BPFObject {
-    func markLoadedByLibxdp() { markLoaded() }
 }

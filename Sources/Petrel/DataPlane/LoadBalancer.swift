@@ -76,7 +76,7 @@ public final class LoadBalancer: @unchecked Sendable {
     }
 
     /// One LRU table per CPU in conn_tables. A CPU whose table cannot be created
-    /// falls back to the shared table (counted as event_shared_table_only).
+    /// falls back to the shared table (counted as event_no_cpu_table).
     private static func createConnectionTables(in maps: BalancerMaps, limits: DataPlaneLimits) throws(BPFError) {
         let cpus = min(BPFMap.possibleCPUs, Int(PETREL_MAX_CPUS))
         for cpu in 0..<cpus {
@@ -135,13 +135,15 @@ public final class LoadBalancer: @unchecked Sendable {
 
     /// Attaches the balancer to an interface (in the calling thread's network
     /// namespace). A Petrel balancer already attached there is replaced, unless
-    /// these maps were adopted from it, in which case it is kept: a restart does
-    /// not interrupt forwarding.
+    /// these maps were adopted from it and it runs the same code, in which case it
+    /// is kept: a restart does not interrupt forwarding.
     public func attach(interface name: String, mode: XDPMode = .native) throws(PetrelError) {
         try kernel {
             let interface = try NetworkInterface(named: name)
             let attached = try XDPAttachment.attachedPrograms(on: interface).filter { $0.name == BalancerMaps.programName }
-            if adoptedPinnedMaps && !attached.isEmpty { return }
+            // Same code already forwarding with these maps: keep it, nothing is interrupted.
+            // Other code (an upgrade) is replaced; the maps, and so every flow, carry over.
+            if adoptedPinnedMaps && !attached.isEmpty && attached.allSatisfy({ $0.tag == program.tag }) { return }
             if !attached.isEmpty { try XDPAttachment.detach(program: BalancerMaps.programName, from: interface) }
             let copy = try maps.objectSharingMaps(limits: limits)
             try XDPAttachment.attach(object: copy, program: BalancerMaps.programName, to: interface, mode: mode)
@@ -177,36 +179,50 @@ public final class LoadBalancer: @unchecked Sendable {
     /// (throwing without writing anything), then writes only what changed.
     @discardableResult
     public func apply(_ vips: [Vip]) throws(PetrelError) -> ApplyReport {
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try ApplyPlan(desired: vips, current: state, limits: limits)
-        return try plan.write(to: maps, state: &state)
+        try change { _ in vips }
     }
 
     /// Adds a VIP, or replaces the one with the same key.
     @discardableResult
     public func upsert(_ vip: Vip) throws(PetrelError) -> ApplyReport {
-        var all = vips.filter { $0.key != vip.key }
-        all.append(vip)
-        return try apply(all)
+        try change { current in current.filter { $0.key != vip.key } + [vip] }
     }
 
     /// Removes a VIP; established flows to it stop being forwarded.
     @discardableResult
     public func remove(vip key: VipKey) throws(PetrelError) -> ApplyReport {
-        let all = vips
-        guard all.contains(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
-        return try apply(all.filter { $0.key != key })
+        try change { current throws(PetrelError) in
+            guard current.contains(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
+            return current.filter { $0.key != key }
+        }
     }
 
     /// Sets one real's weight on one VIP; weight 0 drains it.
     @discardableResult
     public func setWeight(_ weight: UInt32, real address: IPAddress, vip key: VipKey) throws(PetrelError) -> ApplyReport {
-        var all = vips
-        guard let v = all.firstIndex(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
-        guard let r = all[v].reals.firstIndex(where: { $0.address == address }) else { throw .notFound("real \(address) of VIP \(key)") }
-        all[v].reals[r].weight = weight
-        return try apply(all)
+        try change { current throws(PetrelError) in
+            var all = current
+            guard let v = all.firstIndex(where: { $0.key == key }) else { throw .notFound("VIP \(key)") }
+            guard let r = all[v].reals.firstIndex(where: { $0.address == address }) else { throw .notFound("real \(address) of VIP \(key)") }
+            all[v].reals[r].weight = weight
+            return all
+        }
+    }
+
+    /// Reads the current VIPs, computes the new list and applies it, all under one
+    /// lock hold, so concurrent changes cannot lose each other's updates.
+    private func change(_ edit: ([Vip]) throws(PetrelError) -> [Vip]) throws(PetrelError) -> ApplyReport {
+        lock.lock()
+        defer { lock.unlock() }
+        let desired = try edit(state.vips.values.sorted { $0.key < $1.key })
+        let plan = try ApplyPlan(desired: desired, current: state, limits: limits)
+        do {
+            return try plan.write(to: maps, state: &state)
+        } catch {
+            // The kernel refused a write half-way: believe the maps, not our notes.
+            if let fromMaps = try? AppliedState.read(from: maps, limits: limits) { state = fromMaps }
+            throw error
+        }
     }
 
     // MARK: Observing
@@ -238,7 +254,9 @@ public final class LoadBalancer: @unchecked Sendable {
 
     /// Which VIP matches the flow and which real the data plane sends it to,
     /// computed from the same hash and ring as the BPF program, plus what the
-    /// shared connection table remembers for the flow.
+    /// shared connection table remembers for the flow. (A CPU's own table is
+    /// consulted first by the data plane and normally agrees; a SYN always
+    /// takes the ring's real.)
     public func explain(_ flow: Flow) throws(PetrelError) -> Explanation {
         lock.lock()
         defer { lock.unlock() }
@@ -259,6 +277,18 @@ public final class LoadBalancer: @unchecked Sendable {
         }
         return Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
                            ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered)
+    }
+
+    /// Slots per real in a VIP's ring as written to the kernel, or nil for an unknown VIP.
+    public func ringSlots(of key: VipKey) -> [IPAddress: Int]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let index = state.vipIndex[key] else { return nil }
+        var slots: [IPAddress: Int] = [:]
+        for id in state.rows[index] ?? [] where id != PETREL_NO_REAL {
+            if let address = state.address(ofReal: id) { slots[address, default: 0] += 1 }
+        }
+        return slots
     }
 
     /// Verifier figures of the loaded program.

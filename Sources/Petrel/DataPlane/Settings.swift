@@ -68,7 +68,8 @@ public struct ForwardingSettings: Hashable, Sendable {
         self.encapSourceV6 = encapSourceV6
     }
 
-    func validate() throws(PetrelError) {
+    /// Checks every field; `LoadBalancer.configureForwarding` calls it too.
+    public func validate() throws(PetrelError) {
         guard interfaceMAC.count == 6 else { throw .invalid(field: "interface_mac", value: "\(interfaceMAC.count) bytes", expected: "must be 6 bytes") }
         guard nextHopMAC.count == 6 else { throw .invalid(field: "next_hop.mac", value: "\(nextHopMAC.count) bytes", expected: "must be 6 bytes") }
         guard (576...65_535).contains(mtu) else { throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between 576 and 65535") }

@@ -81,20 +81,11 @@ public struct MaglevRing: Sendable, Equatable {
     /// The (offset, skip) that define the permutation of `size` slots for `address`.
     /// `skip` lies in 1..<size, so with a prime size the walk visits every slot once.
     static func permutation(of address: IPAddress, size: Int) -> (offset: Int, skip: Int) {
-        let w = bigEndianWords(address)
-        let h1 = JenkinsHash.hash4(w.0, w.1, w.2, w.3, seed: offsetSeed)
-        let h2 = JenkinsHash.hash4(w.0, w.1, w.2, w.3, seed: skipSeed)
+        // Big-endian words, so the ring is the same on every host.
+        let w = address.bigEndianWords
+        let h1 = JenkinsHash.hash4(w[0], w[1], w[2], w[3], seed: offsetSeed)
+        let h2 = JenkinsHash.hash4(w[0], w[1], w[2], w[3], seed: skipSeed)
         return (Int(h1) % size, Int(h2) % (size - 1) + 1)
-    }
-
-    /// The address as four big-endian words, an IPv4 address filling word 0.
-    /// Big-endian so the words, and thus the ring, are the same on every host.
-    static func bigEndianWords(_ address: IPAddress) -> (UInt32, UInt32, UInt32, UInt32) {
-        var words: [UInt32] = [0, 0, 0, 0]
-        for (i, byte) in address.bytes.enumerated() where i < 16 {
-            words[i / 4] |= UInt32(byte) << (24 - 8 * UInt32(i % 4))
-        }
-        return (words[0], words[1], words[2], words[3])
     }
 
     /// Fills the ring: reals with weight > 0 take turns claiming the next free slot

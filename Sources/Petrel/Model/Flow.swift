@@ -1,3 +1,5 @@
+import CPetrelABI
+
 /// A client's flow towards a VIP: the 5-tuple the data plane hashes.
 public struct Flow: Hashable, Sendable, CustomStringConvertible {
     public var proto: L4Protocol
@@ -25,8 +27,8 @@ public struct Flow: Hashable, Sendable, CustomStringConvertible {
 /// The flow hash of bpf/lib/select.h, computed in Swift: it places a flow on
 /// its VIP's ring, so the control plane can predict the data plane's choice.
 public enum FlowHash {
-    /// PETREL_FLOW_HASH_SEED in the ABI header.
-    public static let seed: UInt32 = 0x9e37_79b9
+    /// The seed both sides use, from the ABI header.
+    public static let seed: UInt32 = PETREL_FLOW_HASH_SEED
 
     public static func hash(_ flow: Flow, flags: VipFlags) -> UInt32 {
         var sourceWord: UInt32
