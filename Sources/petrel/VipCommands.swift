@@ -163,7 +163,7 @@ struct RealCommand: ParsableCommand {
         @Argument(help: "The new weight, 0...1000000 (0 drains).") var weight: UInt32
 
         func validate() throws {
-            guard weight <= 1_000_000 else { throw ValidationError("weight: must be between 0 and 1000000, got \(weight)") }
+            guard weight <= Real.maxWeight else { throw ValidationError("weight: must be between 0 and \(Real.maxWeight), got \(weight)") }
         }
 
         func run() throws {

@@ -111,7 +111,7 @@ struct AdminAPI: Sendable {
         case ("PUT", _) where rest.count == 3 && rest[0] == "reals" && rest[2] == "weight":
             let address = rest[1]
             let weight = try decode(WeightDocument.self, body).weight
-            guard weight <= 1_000_000 else {
+            guard weight <= Real.maxWeight else {
                 throw PetrelError.invalid(field: "weight", value: "\(weight)", expected: "must be between 0 and 1000000")
             }
             return json(ChangeDocument(try daemon.balancer.setWeight(weight, real: try realAddress(address), vip: vip.key)))
@@ -164,12 +164,13 @@ struct AdminAPI: Sendable {
         return flow
     }
 
+    /// The ring as written to the kernel (after adopting pinned maps, as found there).
     private func ring(_ vip: Vip) throws -> RingDocument {
         let size = daemon.balancer.limits.ringSize
-        let ring = try MaglevRing(reals: vip.reals, size: size)
+        let slots = daemon.balancer.ringSlots(of: vip.key) ?? [:]
         let shares = vip.reals.sorted { $0.address < $1.address }.map { real in
-            RingDocument.Share(address: "\(real.address)", weight: real.weight, slots: ring.slotCount(of: real.address),
-                               share: ring.share(of: real.address))
+            RingDocument.Share(address: "\(real.address)", weight: real.weight, slots: slots[real.address] ?? 0,
+                               share: Double(slots[real.address] ?? 0) / Double(size))
         }
         return RingDocument(vip: "\(vip.key)", ringSize: size, reals: shares)
     }

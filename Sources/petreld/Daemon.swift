@@ -44,7 +44,7 @@ final class Daemon: @unchecked Sendable {
         ])
 
         nextHopMAC = try Daemon.resolve(config.nextHop, logger: logger)
-        try Daemon.configureForwarding(balancer, config: config, nextHopMAC: nextHopMAC, logger: logger)
+        try Daemon.configureForwarding(balancer, settings: Daemon.forwardingSettings(config: config, nextHopMAC: nextHopMAC), logger: logger)
         let report = try balancer.apply(config.vips)
         logger.info("config applied", metadata: Daemon.metadata(report, generation: 1))
         try balancer.attach(interface: config.interface, mode: config.attachMode == .native ? .native : .generic)
@@ -76,9 +76,11 @@ final class Daemon: @unchecked Sendable {
         }
         do {
             let mac = fresh.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(fresh.nextHop, logger: logger)
-            // Validate and write the VIPs first: if they are refused, forwarding is untouched too.
+            // Everything that can be refused is checked before anything is written: the
+            // forwarding settings first, then apply validates the VIPs before writing them.
+            let forwarding = try Daemon.forwardingSettings(config: fresh, nextHopMAC: mac)
             let report = try balancer.apply(fresh.vips)
-            try Daemon.configureForwarding(balancer, config: fresh, nextHopMAC: mac, logger: logger)
+            try Daemon.configureForwarding(balancer, settings: forwarding, logger: logger)
             nextHopMAC = mac
             config.vips = fresh.vips
             config.nextHop = fresh.nextHop
@@ -158,16 +160,21 @@ final class Daemon: @unchecked Sendable {
         }
     }
 
-    private static func configureForwarding(_ balancer: LoadBalancer, config: PetrelConfiguration, nextHopMAC: [UInt8],
-                                            logger: Logger) throws {
+    /// The forwarding settings for a config, read from the interface and validated, not yet written.
+    private static func forwardingSettings(config: PetrelConfiguration, nextHopMAC: [UInt8]) throws -> ForwardingSettings {
         let interface = try NetworkInterface(named: config.interface)
-        let mtu = try config.mtu ?? interface.mtu()
-        let settings = ForwardingSettings(interfaceMAC: try interface.macAddress(), nextHopMAC: nextHopMAC, mtu: mtu,
+        let settings = ForwardingSettings(interfaceMAC: try interface.macAddress(), nextHopMAC: nextHopMAC,
+                                          mtu: try config.mtu ?? interface.mtu(),
                                           encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6)
+        try settings.validate()
+        return settings
+    }
+
+    private static func configureForwarding(_ balancer: LoadBalancer, settings: ForwardingSettings, logger: Logger) throws {
         try balancer.configureForwarding(settings)
         logger.info("forwarding configured", metadata: [
-            "interface_mac": "\(MACAddress.format(settings.interfaceMAC))", "next_hop_mac": "\(MACAddress.format(nextHopMAC))",
-            "mtu": "\(mtu)",
+            "interface_mac": "\(MACAddress.format(settings.interfaceMAC))", "next_hop_mac": "\(MACAddress.format(settings.nextHopMAC))",
+            "mtu": "\(settings.mtu)",
         ])
     }
 

@@ -86,7 +86,8 @@ final class HTTPListener: @unchecked Sendable {
             while true {
                 let connection = accept(fd, nil, nil)
                 if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue }
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EMFILE || errno == ENFILE { usleep(100_000); continue }  // out of fds: wait, don't spin
                     return  // the listener was shut down
                 }
                 if checkPeer, let uid = HTTPListener.peerUID(connection), uid != 0, uid != geteuid() {

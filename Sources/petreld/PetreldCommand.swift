@@ -63,6 +63,9 @@ struct PetreldCommand: ParsableCommand {
         }
 
         signal(SIGPIPE, SIG_IGN)
+        // A reload request during start-up must not kill the process (SIGHUP's default);
+        // the config is read afresh at start anyway.
+        signal(SIGHUP, SIG_IGN)
         let daemon: Daemon
         let servers: [HTTPListener]
         do {
