@@ -139,14 +139,11 @@ extension PetrelConfiguration {
         public static let attachMode = AttachMode.native
         public static let encapSourceV4 = IPAddress.v4([198, 19, 0, 0])
         public static let encapSourceV6 = IPAddress.v6([0xfd, 0x50, 0, 0, 0xff, 0xff] + [UInt8](repeating: 0, count: 10))
-        /// Equal to PETREL_DEFAULT_RING_SIZE in the data-plane header.
-        public static let ringSize = 65_537
-        /// Equal to PETREL_DEFAULT_CONN_TABLE_SIZE.
-        public static let connectionTableSize = 65_536
-        /// Equal to PETREL_DEFAULT_MAX_VIPS.
-        public static let maxVips = 512
-        /// Equal to PETREL_DEFAULT_MAX_REALS.
-        public static let maxReals = 4_096
+        // The data plane's own defaults (PETREL_DEFAULT_* in the ABI header).
+        public static let ringSize = DataPlaneLimits().ringSize
+        public static let connectionTableSize = DataPlaneLimits().connectionTableSize
+        public static let maxVips = DataPlaneLimits().maxVips
+        public static let maxReals = DataPlaneLimits().maxReals
         public static let pinPath = "/sys/fs/bpf/petrel"
         public static let adminSocket = "/run/petrel/admin.sock"
         public static let weight: UInt32 = 1
@@ -155,16 +152,16 @@ extension PetrelConfiguration {
     /// The ranges the loader accepts. `config/README.md` gives the reason for each.
     public enum Limits {
         public static let ringSize = 2...1_000_003
-        public static let connectionTableSize = 1...16_777_216
-        public static let maxVips = 1...65_536
-        public static let maxReals = 2...1_048_576
+        public static let connectionTableSize = DataPlaneLimits.connectionTableSizeRange
+        public static let maxVips = DataPlaneLimits.maxVipsRange
+        public static let maxReals = DataPlaneLimits.maxRealsRange
         /// Ring slots over all VIPs (`max_vips * ring_size`); each is a 4-byte real id, so 8 GiB.
-        public static let totalRingSlots = 1 << 31
-        public static let weight = 0...1_000_000
+        public static let totalRingSlots = DataPlaneLimits.maxRingSlots
+        public static let weight = 0...Int(Real.maxWeight)
         public static let port = 0...65_535
         public static let listenPort = 1...65_535
         /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
-        public static let mtu = 1_280...9_216
+        public static let mtu = ForwardingSettings.mtuRange
         /// IFNAMSIZ minus the terminating NUL.
         public static let interfaceNameLength = 15
         /// `sun_path` minus the terminating NUL.

@@ -22,12 +22,15 @@ public struct DataPlaneLimits: Hashable, Sendable {
 
     /// The largest ring map the control plane agrees to create (4 bytes a slot).
     public static let maxRingSlots = 1 << 31
+    public static let maxVipsRange = 1...65_536
+    public static let maxRealsRange = 2...1_048_576
+    public static let connectionTableSizeRange = 1...16_777_216
 
     func validate() throws(PetrelError) {
-        guard (1...65_536).contains(maxVips) else {
+        guard DataPlaneLimits.maxVipsRange.contains(maxVips) else {
             throw .invalid(field: "max_vips", value: "\(maxVips)", expected: "must be between 1 and 65536")
         }
-        guard (2...1_048_576).contains(maxReals) else {
+        guard DataPlaneLimits.maxRealsRange.contains(maxReals) else {
             throw .invalid(field: "max_reals", value: "\(maxReals)", expected: "must be between 2 and 1048576")
         }
         guard ringSize >= 2, Primes.isPrime(ringSize) else {
@@ -36,7 +39,7 @@ public struct DataPlaneLimits: Hashable, Sendable {
         guard maxVips * ringSize <= DataPlaneLimits.maxRingSlots else {
             throw .limitExceeded(limit: "max_vips x ring_size (ring map slots)", requested: maxVips * ringSize, maximum: DataPlaneLimits.maxRingSlots)
         }
-        guard (1...16_777_216).contains(connectionTableSize) else {
+        guard DataPlaneLimits.connectionTableSizeRange.contains(connectionTableSize) else {
             throw .invalid(field: "connection_table_size", value: "\(connectionTableSize)", expected: "must be between 1 and 16777216")
         }
     }
@@ -55,6 +58,9 @@ public struct ForwardingSettings: Hashable, Sendable {
     /// Outer IPv6 source prefix (/64); the low 64 bits come from the flow.
     public var encapSourceV6: IPAddress
 
+    /// MTUs Petrel accepts: IPv6's minimum up to the largest common jumbo frame.
+    public static let mtuRange = 1_280...9_216
+
     public static let defaultEncapSourceV4 = IPAddress("198.19.0.0")!
     public static let defaultEncapSourceV6 = IPAddress("fd50:0:ffff::")!
 
@@ -72,7 +78,9 @@ public struct ForwardingSettings: Hashable, Sendable {
     public func validate() throws(PetrelError) {
         guard interfaceMAC.count == 6 else { throw .invalid(field: "interface_mac", value: "\(interfaceMAC.count) bytes", expected: "must be 6 bytes") }
         guard nextHopMAC.count == 6 else { throw .invalid(field: "next_hop.mac", value: "\(nextHopMAC.count) bytes", expected: "must be 6 bytes") }
-        guard (576...65_535).contains(mtu) else { throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between 576 and 65535") }
+        guard ForwardingSettings.mtuRange.contains(mtu) else {
+            throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between \(ForwardingSettings.mtuRange.lowerBound) and \(ForwardingSettings.mtuRange.upperBound)")
+        }
         guard encapSourceV4.family == .ipv4 else {
             throw .invalid(field: "encapsulation.source_v4", value: "\(encapSourceV4)", expected: "must be an IPv4 address")
         }
