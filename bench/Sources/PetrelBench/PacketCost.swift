@@ -18,6 +18,9 @@ struct PacketCostBench {
     let rounds: Int
     let cpu: Int
 
+    /// The scenario whose wrapper overhead the report quotes.
+    static let referenceScenario = "ipv4_tcp_conn_hit"
+
     static let clock = "thread CPU time around the BPF_PROG_TEST_RUN call, divided by the repeat count"
 
     /// One BPF_PROG_TEST_RUN call.
@@ -45,7 +48,8 @@ struct PacketCostBench {
         defer { Host.unpinCurrentThread() }
 
         var section = PacketCostSection(repetitions: repetitions, rounds: rounds, cpu: cpu, clock: PacketCostBench.clock)
-        if let reference = scenarios.first(where: { $0.modifiesPacket && $0.packet[12] == 0x08 && $0.packet[13] == 0x00 }) {
+        // The push program re-encapsulates IPv4 packets only.
+        if let reference = scenarios.first(where: { $0.name == PacketCostBench.referenceScenario }) {
             section.restoreEstimateNs = try restoreEstimate(reference.packet)
         }
 
@@ -54,9 +58,7 @@ struct PacketCostBench {
             Progress.say("packet cost: \(scenario.name)")
             let (result, check) = try measure(scenario)
             if !result.valid { Progress.warn("\(scenario.name) is INVALID: \(result.problems.joined(separator: "; "))") }
-            if scenario.name == BenchPlan.scenarios.first?.name, let raw = result.rawNsPerPacket, let ns = result.nsPerPacket {
-                section.wrapperOverheadNs = rounded(raw - ns, 3)
-            }
+            if scenario.name == PacketCostBench.referenceScenario { section.wrapperOverheadNs = result.wrapperOverheadNs }
             if let check { section.subtractionCheck = check }
             results.append(result)
         }
@@ -125,6 +127,7 @@ struct PacketCostBench {
             ratioToBaseline: rounded(ns.flatMap { ns in b.map { ns / $0 } }, 3),
             mpps: rounded(ns.map { 1000 / $0 }, 3),
             rawNsPerPacket: scenario.modifiesPacket ? rounded(s) : nil,
+            wrapperOverheadNs: scenario.modifiesPacket ? rounded(w.flatMap { w in b.map { w - $0 } }, 3) : nil,
             kernelNsPerPacket: rounded(kernelNs), kernelBaselineNsPerPacket: rounded(kb),
             repetitions: repetitions, expectedCounters: scenario.expectedCounters.map(\.name),
             expectedAction: scenario.expectedAction.description, valid: problems.isEmpty && ns != nil, problems: problems.list)

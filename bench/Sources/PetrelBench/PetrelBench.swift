@@ -16,7 +16,7 @@ struct PetrelBench: ParsableCommand {
             output directory; a full run also keeps dated copies. Progress goes to standard error. \
             See bench/README.md for what each figure means.
             """,
-        subcommands: [RunBenchmarks.self, ApplyConfig.self],
+        subcommands: [RunBenchmarks.self, ApplyConfig.self, ProfileScenario.self],
         defaultSubcommand: RunBenchmarks.self)
 }
 
@@ -199,5 +199,46 @@ struct ApplyConfig: ParsableCommand {
         let figures = try ControlPlaneBench.measureApply(vips: vips, realsPerVip: realsPerVip, ringSize: ringSize, reloads: reloads)
         let encoder = JSONEncoder()
         print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+    }
+}
+
+// MARK: - One scenario in a loop, for a profiler
+
+struct ProfileScenario: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile",
+        abstract: "Run one packet scenario in a loop on one CPU, for `perf record -C <cpu>` (see bench/README.md).",
+        shouldDisplay: false)
+
+    @Argument(help: "Scenario name, e.g. ipv4_tcp_conn_hit.")
+    var scenario: String
+
+    @Option(help: "How long to run, in seconds.")
+    var seconds: Double = 10
+
+    @Option(help: "CPU to run on.")
+    var cpu: Int = Host.onlineCPUs - 1
+
+    func run() throws {
+        guard let chosen = BenchPlan.scenarios.first(where: { $0.name == scenario }) else {
+            throw ValidationError("no scenario '\(scenario)'; one of: \(BenchPlan.scenarios.map(\.name).joined(separator: ", "))")
+        }
+        let balancer = try LoadBalancer(limits: BenchPlan.limits)
+        let forwarding = ForwardingSettings(interfaceMAC: BenchPlan.balancerMAC, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
+        try balancer.configureForwarding(forwarding)
+        try balancer.apply(BenchPlan.vips)
+        let wrapper = try RestoreWrapper(settings: forwarding, originalDestinationMAC: BenchPlan.balancerMAC, originalSourceMAC: BenchPlan.clientMAC)
+        try wrapper.target(balancer.program)
+        try Host.pinCurrentThread(toCPU: cpu)
+        if let primer = chosen.primer { _ = try balancer.program.testRun(packet: primer) }
+        let program = chosen.modifiesPacket ? wrapper.program : balancer.program
+        Progress.say("running \(chosen.name) on CPU \(cpu) for \(seconds) s (\(chosen.modifiesPacket ? "through the restore wrapper" : "directly"))")
+        let deadline = Host.now() + UInt64(seconds * 1e9)
+        var runs = 0
+        while Host.now() < deadline {
+            _ = try program.testRun(packet: chosen.packet, repetitions: 1_000_000)
+            runs += 1
+        }
+        Progress.say("done: \(runs) million packets")
     }
 }

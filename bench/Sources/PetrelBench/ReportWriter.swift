@@ -86,11 +86,11 @@ struct ReportWriter {
         if r.live.ran {
             lines.append("\(r.live.rounds) round(s) of \(f(r.live.windowSeconds, 1)) s per queue count; \(r.live.flowsPerQueue) flows per queue; generator batch \(r.live.generatorBatchSize).")
             lines.append("")
-            lines.append("| Queues | Petrel Mpps | scaling | baseline Mpps | baseline scaling | Petrel / baseline | offered Mpps | valid |")
-            lines.append("|---:|---:|---:|---:|---:|---:|---:|---|")
+            lines.append("| Queues | Petrel Mpps | scaling | baseline Mpps | baseline scaling | Petrel / baseline | Petrel extra ns/packet | offered Mpps | valid |")
+            lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
             for q in r.live.queues {
                 let share = q.mpps.flatMap { p in q.baselineMpps.map { p / $0 } }
-                lines.append("| \(q.queues) | \(f(q.mpps, 3)) | \(f(q.scaling)) | \(f(q.baselineMpps, 3)) | \(f(q.baselineScaling)) | \(f(share)) | \(f(q.offeredMpps, 3)) | \(q.valid ? "yes" : "**NO**") |")
+                lines.append("| \(q.queues) | \(f(q.mpps, 3)) | \(f(q.scaling)) | \(f(q.baselineMpps, 3)) | \(f(q.baselineScaling)) | \(f(share)) | \(f(q.extraNsPerPacket, 1)) | \(f(q.offeredMpps, 3)) | \(q.valid ? "yes" : "**NO**") |")
             }
         } else {
             lines.append("Not run: \(r.live.reason ?? "skipped").")

@@ -70,6 +70,8 @@ struct ScenarioResult: Codable {
     var mpps: Double?
     /// The measured time through the wrapper before the subtraction.
     var rawNsPerPacket: Double?
+    /// What was subtracted: the wrapper in front of the baseline, minus the baseline, on this packet.
+    var wrapperOverheadNs: Double?
     /// What the kernel itself reported (whole ns per run, truncated), for comparison.
     var kernelNsPerPacket: Double?
     var kernelBaselineNsPerPacket: Double?
@@ -106,6 +108,9 @@ struct QueueResult: Codable {
     /// mpps divided by the one-queue mpps.
     var scaling: Double?
     var baselineScaling: Double?
+    /// CPU time per packet Petrel costs beyond the baseline, from the two rates:
+    /// queues × (1/mpps − 1/baseline_mpps). Comparable to the test-run figures.
+    var extraNsPerPacket: Double?
     /// Frames the generators pushed per second (some may be dropped before Petrel).
     var offeredMpps: Double?
     var baselineOfferedMpps: Double?
