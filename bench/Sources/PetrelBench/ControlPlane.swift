@@ -25,7 +25,8 @@ enum ControlPlaneBench {
             }
             figures["maglev_\(size)_\(count)_reals_ms"] = ControlPlaneFigure(
                 value: rounded(times.median, 3)!, unit: "ms",
-                detail: "MaglevRing(reals:size:) with \(count) reals of weight 1, \(size) slots; median of \(repeats) builds (min \(rounded(times.min(), 3)!) ms)")
+                detail: "MaglevRing(reals:size:) with \(count) reals of weight 1, \(size) slots; median of \(repeats) builds (min \(rounded(times.min(), 3)!) ms)",
+                ringSize: size)
         }
         return figures
     }
@@ -124,16 +125,16 @@ enum ControlPlaneBench {
         return [
             "apply_\(name)_s": ControlPlaneFigure(
                 value: rounded(f.applySeconds, 3)!, unit: "s",
-                detail: "LoadBalancer.apply from scratch (rings built and written, \(f.ringSlotsWritten) slots): \(shape)"),
+                detail: "LoadBalancer.apply from scratch (rings built and written, \(f.ringSlotsWritten) slots): \(shape)", ringSize: f.ringSize),
             "load_\(name)_s": ControlPlaneFigure(
                 value: rounded(f.loadSeconds, 3)!, unit: "s",
-                detail: "LoadBalancer(limits:) before the apply: object load, verifier, map creation (\(f.ringMapBytes / 1_048_576) MiB ring map)"),
+                detail: "LoadBalancer(limits:) before the apply: object load, verifier, map creation (\(f.ringMapBytes / 1_048_576) MiB ring map)", ringSize: f.ringSize),
             "reload_one_real_\(name)_ms": ControlPlaneFigure(
                 value: rounded(reload.median, 2)!, unit: "ms",
-                detail: "apply with one real of one VIP replaced (\(f.reloadSlotsWritten) ring slots rewritten), median of \(reload.count): \(shape)"),
+                detail: "apply with one real of one VIP replaced (\(f.reloadSlotsWritten) ring slots rewritten), median of \(reload.count): \(shape)", ringSize: f.ringSize),
             "peak_rss_\(name)_mib": ControlPlaneFigure(
                 value: rounded(Double(f.peakRSSKilobytes) / 1024, 1)!, unit: "MiB",
-                detail: "VmHWM of a process that loaded the balancer and applied this config; the ring map's \(f.ringMapBytes / 1_048_576) MiB are kernel memory, not counted here"),
+                detail: "VmHWM of a process that loaded the balancer and applied this config; the ring map's \(f.ringMapBytes / 1_048_576) MiB are kernel memory, not counted here", ringSize: f.ringSize),
         ]
     }
 }

@@ -21,7 +21,7 @@ struct PacketCostBench {
     /// The scenario whose wrapper overhead the report quotes.
     static let referenceScenario = "ipv4_tcp_conn_hit"
 
-    static let clock = "thread CPU time around the BPF_PROG_TEST_RUN call, divided by the repeat count"
+    static let clock = "thread CPU time around the BPF_PROG_TEST_RUN call, divided by the repeat count; the lowest of the rounds"
 
     /// One BPF_PROG_TEST_RUN call.
     struct Measurement {
@@ -110,29 +110,28 @@ struct PacketCostBench {
             }
         }
 
-        let b = baselines.median, w = overheads.median, s = subjects.median
-        let kb = kernelBaselines.median, kw = kernelOverheads.median, ks = kernelSubjects.median
-        let ns: Double?, kernelNs: Double?
-        if scenario.modifiesPacket {
-            ns = s.flatMap { s in w.flatMap { w in b.map { b in s - (w - b) } } }
-            kernelNs = ks.flatMap { s in kw.flatMap { w in kb.map { b in s - (w - b) } } }
-        } else {
-            ns = s
-            kernelNs = ks
+        // Per round: Petrel's cost, with the wrapper overhead measured in the same round subtracted.
+        let perRound = subjects.indices.map { i in scenario.modifiesPacket ? subjects[i] - (overheads[i] - baselines[i]) : subjects[i] }
+        let kernelPerRound = kernelSubjects.indices.map { i in
+            scenario.modifiesPacket ? kernelSubjects[i] - (kernelOverheads[i] - kernelBaselines[i]) : kernelSubjects[i]
         }
+        // Noise on a shared machine only ever adds time: the lowest round is the figure.
+        let ns = perRound.min(), b = baselines.min()
         let result = ScenarioResult(
             name: scenario.name, description: scenario.description, packetSize: scenario.packet.count,
             method: scenario.modifiesPacket ? "restore_wrapper" : "direct",
             nsPerPacket: rounded(ns), baselineNsPerPacket: rounded(b),
             ratioToBaseline: rounded(ns.flatMap { ns in b.map { ns / $0 } }, 3),
             mpps: rounded(ns.map { 1000 / $0 }, 3),
-            rawNsPerPacket: scenario.modifiesPacket ? rounded(s) : nil,
-            wrapperOverheadNs: scenario.modifiesPacket ? rounded(w.flatMap { w in b.map { w - $0 } }, 3) : nil,
-            kernelNsPerPacket: rounded(kernelNs), kernelBaselineNsPerPacket: rounded(kb),
+            medianNsPerPacket: rounded(perRound.median), medianBaselineNsPerPacket: rounded(baselines.median),
+            roundsNsPerPacket: perRound.compactMap { rounded($0) },
+            rawNsPerPacket: scenario.modifiesPacket ? rounded(subjects.min()) : nil,
+            wrapperOverheadNs: scenario.modifiesPacket ? rounded(zip(overheads, baselines).map { $0 - $1 }.median, 3) : nil,
+            kernelNsPerPacket: rounded(kernelPerRound.min()), kernelBaselineNsPerPacket: rounded(kernelBaselines.min()),
             repetitions: repetitions, expectedCounters: scenario.expectedCounters.map(\.name),
             expectedAction: scenario.expectedAction.description, valid: problems.isEmpty && ns != nil, problems: problems.list)
         var check: SubtractionCheck?
-        if !scenario.modifiesPacket, scenario.expectedAction == .pass, let direct = s, let wrapped = wrappedDirect.median {
+        if !scenario.modifiesPacket, scenario.expectedAction == .pass, let direct = subjects.min(), let wrapped = wrappedDirect.min() {
             check = SubtractionCheck(directNs: rounded(direct)!, throughWrapperNs: rounded(wrapped)!)
         }
         return (result, check)
@@ -204,7 +203,7 @@ struct PacketCostBench {
             try wrapper.target(wrapper.pushProgram)
             cycling.append(try throughWrapper(packet, expectRestores: true, problems: problems, round: round).ns)
         }
-        guard problems.isEmpty, let p = plain.median, let c = cycling.median else {
+        guard problems.isEmpty, let p = plain.min(), let c = cycling.min() else {
             Progress.warn("restore estimate not valid: \(problems.list.joined(separator: "; "))")
             return nil
         }

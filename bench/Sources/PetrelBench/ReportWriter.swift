@@ -69,10 +69,11 @@ struct ReportWriter {
         let pc = r.packetCost
         lines.append("## Cost per packet (BPF_PROG_TEST_RUN, \(pc.repetitions) repetitions × \(pc.rounds) rounds, CPU \(pc.cpu))")
         lines.append("")
-        lines.append("| Scenario | ns/packet | baseline ns | × baseline | Mpps (1 core) | method | valid |")
-        lines.append("|---|---:|---:|---:|---:|---|---|")
+        lines.append("| Scenario | ns/packet | baseline ns | × baseline | Mpps (1 core) | median ns | median baseline | method | valid |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
         for s in r.scenarios {
-            lines.append("| \(s.name) | \(f(s.nsPerPacket)) | \(f(s.baselineNsPerPacket)) | \(f(s.ratioToBaseline)) | \(f(s.mpps)) | \(s.method) | \(s.valid ? "yes" : "**NO**") |")
+            lines.append("| \(s.name) | \(f(s.nsPerPacket)) | \(f(s.baselineNsPerPacket)) | \(f(s.ratioToBaseline)) | \(f(s.mpps)) "
+                + "| \(f(s.medianNsPerPacket)) | \(f(s.medianBaselineNsPerPacket)) | \(s.method) | \(s.valid ? "yes" : "**NO**") |")
         }
         lines.append("")
         lines.append("Restore wrapper overhead subtracted: \(f(pc.wrapperOverheadNs)) ns (wrapper + tail call). "

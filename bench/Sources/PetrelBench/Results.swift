@@ -62,15 +62,20 @@ struct ScenarioResult: Codable {
     var packetSize: Int
     /// "direct" (the packet is not modified) or "restore_wrapper".
     var method: String
-    /// Petrel's cost per packet; for the wrapper method, with the wrapper overhead subtracted.
+    /// Petrel's cost per packet, the lowest of the rounds; for the wrapper method,
+    /// with the wrapper overhead measured in the same round subtracted.
     var nsPerPacket: Double?
     var baselineNsPerPacket: Double?
     var ratioToBaseline: Double?
     /// Packets per second one core could process at nsPerPacket, in millions.
     var mpps: Double?
-    /// The measured time through the wrapper before the subtraction.
+    /// The middle of the rounds, and every round, to show the spread.
+    var medianNsPerPacket: Double?
+    var medianBaselineNsPerPacket: Double?
+    var roundsNsPerPacket: [Double]
+    /// The measured time through the wrapper before the subtraction (lowest round).
     var rawNsPerPacket: Double?
-    /// What was subtracted: the wrapper in front of the baseline, minus the baseline, on this packet.
+    /// The wrapper in front of the baseline, minus the baseline, on this packet (median of the rounds).
     var wrapperOverheadNs: Double?
     /// What the kernel itself reported (whole ns per run, truncated), for comparison.
     var kernelNsPerPacket: Double?
@@ -125,6 +130,8 @@ struct ControlPlaneFigure: Codable {
     var value: Double
     var unit: String
     var detail: String
+    /// Maglev slots per VIP the figure was taken with.
+    var ringSize: Int?
 }
 
 // MARK: Targets
