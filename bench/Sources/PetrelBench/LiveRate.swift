@@ -27,6 +27,7 @@ final class LiveRateBench {
     private let generator: BPFObject
     private let generatorProgram: BPFProgram
     private let generatorConfig: BPFMap
+    private let generatorSent: BPFMap
 
     static let generatorInterface = "gen0"
     static let balancerInterface = "lb0"
@@ -42,6 +43,7 @@ final class LiveRateBench {
         try generator.load()
         generatorProgram = try generator.program(named: "petrel_bench_generator")
         generatorConfig = try generator.map(named: "generator_config")
+        generatorSent = try generator.map(named: "generator_sent")
     }
 
     /// The frame every generated packet starts from: an IPv4 TCP ACK to the web VIP.
@@ -172,7 +174,7 @@ final class LiveRateBench {
         /// Packets per second (millions) by the given counter, and by the receiving interface's rx counter.
         var counted: Double
         var interfaceCounted: Double
-        /// Frames the generators sent per second (millions).
+        /// Frames the generators wrote per second (millions), by the generator's own counter.
         var offered: Double
         var error: String?
     }
@@ -180,6 +182,7 @@ final class LiveRateBench {
     /// Starts one pinned generator thread per queue, lets them warm up, then
     /// reads the counters at both ends of a window of `windowSeconds`.
     private func timedWindow(queues: Int, generatorIndex: UInt32, counter: (() throws -> UInt64)?) throws -> Window {
+        // The generator writes every frame from its configured template: only the length of this one matters.
         let template = LiveRateBench.template(destinationMAC: [0, 0, 0, 0, 0, 0], sourceMAC: [0, 0, 0, 0, 0, 0])
         let state = GeneratorState()
         let group = DispatchGroup()
@@ -193,7 +196,6 @@ final class LiveRateBench {
                         while !state.stopped {
                             _ = try generatorProgram.transmitLiveFrames(packet: template, interfaceIndex: generatorIndex,
                                                                         repetitions: chunk, batchSize: batchSize)
-                            state.sent(UInt64(chunk))
                         }
                     }
                 } catch {
@@ -209,9 +211,9 @@ final class LiveRateBench {
         }
 
         usleep(UInt32(warmup * 1e6))
-        let start = try snapshot(counter, state)
+        let start = try snapshot(counter)
         usleep(UInt32(windowSeconds * 1e6))
-        let end = try snapshot(counter, state)
+        let end = try snapshot(counter)
         let seconds = Double(end.time - start.time) / 1e9
         func rate(_ a: UInt64, _ b: UInt64) -> Double { Double(b &- a) / seconds / 1e6 }
         return Window(counted: rate(start.counter, end.counter), interfaceCounted: rate(start.interface, end.interface),
@@ -223,11 +225,11 @@ final class LiveRateBench {
     }
 
     /// Reads the counters, timed at the middle of the reads.
-    private func snapshot(_ counter: (() throws -> UInt64)?, _ state: GeneratorState) throws -> Snapshot {
+    private func snapshot(_ counter: (() throws -> UInt64)?) throws -> Snapshot {
         let before = Host.now()
         let value = try counter?() ?? 0
         let interface = try receivedPackets(LiveRateBench.balancerInterface)
-        let sent = state.totalSent
+        let sent = try generatorSent.lookupPerCPU(UInt32(0), as: UInt64.self).reduce(0, +)
         let after = Host.now()
         return Snapshot(time: (before + after) / 2, counter: value, interface: interface, sent: sent)
     }
@@ -266,15 +268,12 @@ final class LiveRateBench {
 final class GeneratorState: @unchecked Sendable {
     private let lock = NSLock()
     private var isStopped = false
-    private var frames: UInt64 = 0
     private var firstError: String?
 
     var stopped: Bool { lock.withLock { isStopped } }
-    var totalSent: UInt64 { lock.withLock { frames } }
     var error: String? { lock.withLock { firstError } }
 
     func stop() { lock.withLock { isStopped = true } }
-    func sent(_ count: UInt64) { lock.withLock { frames += count } }
     func fail(_ message: String) {
         lock.withLock {
             if firstError == nil { firstError = message }
