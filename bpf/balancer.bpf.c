@@ -47,7 +47,7 @@ static __always_inline int balance(struct xdp_md *ctx)
 		return pkt.icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || cfg->ring_size == 0 || cfg->mtu == 0)
+	if (!cfg || cfg->mtu == 0)
 		return PETREL_STAT_DROP_NO_CONFIG;
 
 	hash = flow_hash(&pkt.flow, vip->flags);

@@ -160,54 +160,30 @@ public final class BPFMap: @unchecked Sendable {
         try check("update per-CPU map '\(name)'", bpf_map_update_elem(fd, &key, buffer, UInt64(BPF_ANY)))
     }
 
-    // MARK: Batches
+    // MARK: Array values
 
-    /// Writes many elements in one system call (BPF_MAP_UPDATE_BATCH).
-    public func updateBatch<Key: BitwiseCopyable, Value: BitwiseCopyable>(keys: [Key], values: [Value]) throws(BPFError) {
-        checkSizes(Key.self, Value.self)
-        precondition(keys.count == values.count)
-        var done = 0
-        while done < keys.count {
-            var count = UInt32(keys.count - done)
-            var options = bpf_map_batch_opts()
-            options.sz = MemoryLayout<bpf_map_batch_opts>.size
-            let result = keys.withUnsafeBytes { keyBytes in
-                values.withUnsafeBytes { valueBytes in
-                    bpf_map_update_batch(fd, keyBytes.baseAddress! + done * keySize, valueBytes.baseAddress! + done * valueSize, &count, &options)
-                }
-            }
-            if result != 0 && count == 0 { throw BPFError("batch update of map '\(name)' (\(keys.count) elements)", errno: Glibc.errno) }
-            done += Int(count)
-        }
+    /// Writes one element whose value is an array of `values.count` elements
+    /// (e.g. a whole ring row), in one system call.
+    public func update<Element: BitwiseCopyable>(_ key: UInt32, elements values: [Element]) throws(BPFError) {
+        precondition(keySize == MemoryLayout<UInt32>.size)
+        precondition(values.count * MemoryLayout<Element>.stride == valueSize, "map \(name): value is \(valueSize) bytes")
+        var key = key
+        let result = values.withUnsafeBytes { bpf_map_update_elem(fd, &key, $0.baseAddress, UInt64(BPF_ANY)) }
+        try check("update map '\(name)'", result)
     }
 
-    /// Reads elements `range` of an array map in batched system calls.
-    public func lookupArray<Value: BitwiseCopyable>(_ range: Range<Int>, as _: Value.Type = Value.self) throws(BPFError) -> [Value] {
-        checkSizes(UInt32.self, Value.self)
-        var result: [Value] = []
-        result.reserveCapacity(range.count)
-        let chunk = 65_536
-        var keys = [UInt32](repeating: 0, count: chunk)
-        let values = UnsafeMutableRawPointer.allocate(byteCount: chunk * valueSize, alignment: 8)
-        defer { values.deallocate() }
-        var next = UInt32(0)
-        var position = range.lowerBound
-        while position < range.upperBound {
-            var count = UInt32(min(chunk, range.upperBound - position))
-            var options = bpf_map_batch_opts()
-            options.sz = MemoryLayout<bpf_map_batch_opts>.size
-            // For arrays the batch token is the index before the first one wanted.
-            var token = UInt32(max(position - 1, 0))
-            let status = keys.withUnsafeMutableBytes { keyBytes in
-                withUnsafeMutablePointer(to: &token) { tokenPointer in
-                    bpf_map_lookup_batch(fd, position == 0 ? nil : UnsafeMutableRawPointer(tokenPointer), &next, keyBytes.baseAddress, values, &count, &options)
-                }
-            }
-            if status != 0 && Glibc.errno != ENOENT { throw BPFError("batch lookup of map '\(name)'", errno: Glibc.errno) }
-            if count == 0 { break }
-            for i in 0..<Int(count) { result.append(values.loadUnaligned(fromByteOffset: i * valueSize, as: Value.self)) }
-            position += Int(count)
+    /// Reads one element whose value is an array of `Element`s.
+    public func lookup<Element: BitwiseCopyable>(_ key: UInt32, elementsOf _: Element.Type) throws(BPFError) -> [Element]? {
+        precondition(keySize == MemoryLayout<UInt32>.size && valueSize % MemoryLayout<Element>.stride == 0)
+        var key = key
+        var values = [Element](unsafeUninitializedCapacity: valueSize / MemoryLayout<Element>.stride) { buffer, count in
+            count = buffer.count
         }
-        return result
+        let result = values.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, &key, $0.baseAddress) }
+        if result != 0 {
+            if Glibc.errno == ENOENT { return nil }
+            throw BPFError("look up map '\(name)'", errno: Glibc.errno)
+        }
+        return values
     }
 }

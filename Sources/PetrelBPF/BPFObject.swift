@@ -47,6 +47,23 @@ public final class BPFObject: @unchecked Sendable {
         try check("resize map '\(mapName)' to \(entries)", bpf_map__set_max_entries(try mapHandle(mapName), UInt32(entries)))
     }
 
+    /// Sets a map's value size (only before `load`; for maps declared by sizes).
+    public func setValueSize(of mapName: String, to bytes: Int) throws(BPFError) {
+        try check("set value size of map '\(mapName)' to \(bytes)", bpf_map__set_value_size(try mapHandle(mapName), UInt32(bytes)))
+    }
+
+    /// Sets the program's read-only globals (its `.rodata`, e.g. `const volatile`
+    /// settings) before `load`. The verifier treats them as constants.
+    public func setReadOnlyData<T: BitwiseCopyable>(_ value: T) throws(BPFError) {
+        let map = try mapHandle(".rodata")
+        let size = Int(bpf_map__value_size(map))
+        guard size == MemoryLayout<T>.size else {
+            throw BPFError("set .rodata of '\(name)': it holds \(size) bytes, not \(MemoryLayout<T>.size)", errno: EINVAL)
+        }
+        var value = value
+        try check("set .rodata of '\(name)'", bpf_map__set_initial_value(map, &value, size))
+    }
+
     /// Makes the object use an existing map (e.g. one pinned by an earlier process)
     /// instead of creating its own.
     public func reuse(map mapName: String, from existing: BPFMap) throws(BPFError) {

@@ -201,7 +201,8 @@ struct ConfigDecoder {
     private func checkRingMemory(ringSize: Int, maxVips: Int, at node: ConfigNode) {
         let slots = ringSize * maxVips
         guard slots > Limits.totalRingSlots else { return }
-        let gib = Double(slots) * 4 / Double(1 << 30)
+        // Two rows per VIP (a changed ring is written beside the old one), 4 bytes a slot.
+        let gib = Double(slots) * 2 * 4 / Double(1 << 30)
         node.report("max_vips × ring_size is \(maxVips) × \(ringSize) = \(slots) ring slots, "
             + "about \(Int(gib.rounded())) GiB of ring memory; the limit is \(Limits.totalRingSlots) slots (8 GiB): "
             + "lower max_vips or ring_size")

@@ -155,7 +155,7 @@ extension PetrelConfiguration {
         public static let connectionTableSize = DataPlaneLimits.connectionTableSizeRange
         public static let maxVips = DataPlaneLimits.maxVipsRange
         public static let maxReals = DataPlaneLimits.maxRealsRange
-        /// Ring slots over all VIPs (`max_vips * ring_size`); each is a 4-byte real id, so 8 GiB.
+        /// `max_vips * ring_size`; each VIP has two rows of 4-byte real ids, so 8 GiB.
         public static let totalRingSlots = DataPlaneLimits.maxRingSlots
         public static let weight = 0...Int(Real.maxWeight)
         public static let port = 0...65_535

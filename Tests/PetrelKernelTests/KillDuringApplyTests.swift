@@ -3,12 +3,12 @@ import Petrel
 import PetrelFuzz
 import Testing
 
-/// A process killed in the middle of an apply leaves, for every VIP, only reals
-/// of the old or of the new configuration in the maps: never a flow sent to a
-/// real outside both, never an empty slot.
+/// A process killed in the middle of an apply leaves every VIP either wholly in
+/// its old or wholly in its new state (ring and flags together): never a flow
+/// sent to a real outside both, never an empty slot, never a mixed ring.
 @Suite("Killing the control process during an apply")
 struct KillDuringApplyTests {
-    @Test("20 SIGKILLs at random moments; the pinned maps are always consistent")
+    @Test("20 SIGKILLs at random moments; every VIP is wholly old or wholly new")
     func killDuringApply() throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("petrel-fuzz")
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build petrel-fuzz first (swift build)")
@@ -37,6 +37,12 @@ struct KillDuringApplyTests {
                 let addresses = try #require(snapshot.ringAddresses(of: key))
                 let outside = addresses.enumerated().filter { $0.element == nil || !allowed.contains($0.element!) }
                 #expect(outside.isEmpty, "round \(round): \(key) slot \(outside.first?.offset ?? -1) -> \(String(describing: outside.first?.element)) (row \(entry.row))")
+                let used = Set(addresses.compactMap { $0 })
+                let wholeOld = old[key].map { used.isSubset(of: $0) } ?? false
+                let wholeNew = new[key].map { used.isSubset(of: $0) } ?? false
+                #expect(wholeOld || wholeNew, "round \(round): \(key) has a ring mixing both configurations")
+                if wholeOld && !wholeNew { #expect(entry.flags == [], "round \(round): \(key) old ring with new flags") }
+                if wholeNew && !wholeOld { #expect(entry.flags == .hashWithoutSourcePort, "round \(round): \(key) new ring with old flags") }
             }
             vipsSeen += snapshot.vips.count
             // Some VIPs already switched and others not: the kill landed inside an apply.

@@ -50,7 +50,8 @@ struct petrel_vip_key {
 
 struct petrel_vip_meta {
 	__u32 flags;         /* PETREL_VIP_* */
-	__u32 vip_index;     /* row of this VIP in the ring map and in vip_stats */
+	__u32 vip_index;     /* this VIP's entry in vip_stats */
+	__u32 ring_row;      /* this VIP's current row in the ring map */
 };
 
 /* Reals are shared between VIPs and indexed by id (1 .. max_reals-1). */
@@ -77,11 +78,21 @@ struct petrel_conn {
 	__u32 real_generation;
 };
 
+/* The ring map: key = a row index (petrel_vip_meta.ring_row), value = a whole
+ * row of petrel_load_settings.ring_size __u32 real ids (0: no real). There are
+ * two rows per VIP: the control plane writes a changed ring into a free row,
+ * then points the VIP at it, so every VIP switches rings in one step. */
+
+/* Fixed when the program is loaded (the balancer's .rodata): the verifier then
+ * knows the ring size and proves every ring access in bounds. */
+struct petrel_load_settings {
+	__u32 ring_size;            /* slots per VIP row (a prime) */
+};
+
 /* Global settings, one entry in the config map. */
 struct petrel_config {
 	__u8   interface_mac[6];    /* source MAC of every forwarded frame */
 	__u8   next_hop_mac[6];     /* destination MAC: the router towards the reals */
-	__u32  ring_size;           /* slots per VIP in the ring map (a prime) */
 	__u32  mtu;                 /* largest L3 packet the egress link carries */
 	__be32 encap_src_v4_be;     /* outer IPv4 source: high 16 bits kept, low 16 from the flow */
 	__be32 encap_src_v6_be[4];  /* outer IPv6 source: high 64 bits kept, low 64 from the flow */

@@ -28,13 +28,18 @@ struct {
 	__type(value, struct petrel_real);
 } reals SEC(".maps");
 
-/* One row of ring_size real ids per VIP. The control plane rewrites only the
- * slots that change, in batched updates. */
+/* Set before loading; see struct petrel_load_settings. */
+const volatile struct petrel_load_settings load_settings = {
+	.ring_size = PETREL_DEFAULT_RING_SIZE,
+};
+
+/* Rows of ring_size real ids, two per VIP (see petrel_abi.h). The value size is
+ * set before loading, so the map is declared by sizes, not by a C type. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS * PETREL_DEFAULT_RING_SIZE);
-	__type(key, __u32);
-	__type(value, __u32);
+	__uint(max_entries, 2 * PETREL_DEFAULT_MAX_VIPS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PETREL_DEFAULT_RING_SIZE * sizeof(__u32));
 } ring SEC(".maps");
 
 /* Connection tables: one LRU per CPU (created by the control plane and stored

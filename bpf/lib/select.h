@@ -123,7 +123,8 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 {
 	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
 	void *cpu_table = 0;
-	__u32 slot, *real_id;
+	__u64 slot, ring_size = load_settings.ring_size;
+	__u32 *row;
 
 	if (use_tables) {
 		cpu_table = cpu_conn_table();
@@ -136,11 +137,16 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 			count_stat(PETREL_STAT_EVENT_LRU_MISS);
 	}
 
-	slot = vip->vip_index * cfg->ring_size + hash % cfg->ring_size;
-	real_id = bpf_map_lookup_elem(&ring, &slot);
-	if (!real_id || *real_id == PETREL_NO_REAL)
+	row = bpf_map_lookup_elem(&ring, &vip->ring_row);
+	slot = (__u64)hash % ring_size;
+	/* The compiler knows slot < ring_size and would drop the check below; the
+	 * verifier does not know it and needs the check to prove the access safe. */
+	asm volatile("" : "+r"(slot));
+	if (!row || slot >= ring_size)
 		return PETREL_STAT_DROP_NO_REAL;
-	out->real_id = *real_id;
+	out->real_id = row[slot];
+	if (out->real_id == PETREL_NO_REAL)
+		return PETREL_STAT_DROP_NO_REAL;
 	out->real = bpf_map_lookup_elem(&reals, &out->real_id);
 	if (!out->real || !out->real->family)
 		return PETREL_STAT_DROP_NO_REAL;

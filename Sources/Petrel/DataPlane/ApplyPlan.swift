@@ -6,14 +6,17 @@ extension Real {
     public static let maxWeight: UInt32 = 1_000_000
 }
 
-/// What the control plane believes is in the maps: VIP rows and real ids.
+/// What the control plane believes is in the maps: VIP entries, ring rows and real ids.
 struct AppliedState {
     var vips: [VipKey: Vip] = [:]
+    /// Per VIP, its entry in vip_stats (fixed for the VIP's life).
     var vipIndex: [VipKey: UInt32] = [:]
+    /// Per VIP, the ring row it points at now.
+    var ringRow: [VipKey: UInt32] = [:]
+    /// Per ring row in use, the real ids as written to the kernel.
+    var rows: [UInt32: [UInt32]] = [:]
     var realIds: [IPAddress: UInt32] = [:]
     var realAddresses: [UInt32: IPAddress] = [:]
-    /// Per VIP row index, the ring's real ids as written to the kernel.
-    var rows: [UInt32: [UInt32]] = [:]
     /// Per real id, the generation last written (bumped on reuse).
     var realGenerations: [UInt32]
     /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
@@ -26,32 +29,30 @@ struct AppliedState {
     func address(ofReal id: UInt32) -> IPAddress? { realAddresses[id] }
     func generation(ofReal id: UInt32) -> UInt32 { Int(id) < realGenerations.count ? realGenerations[Int(id)] : 0 }
 
-    /// Rebuilds the state from maps left by an earlier process. Weights are not
-    /// stored in the maps, so each VIP's reals are read from its ring with
-    /// weights proportional to their slots; the next apply rewrites them anyway.
+    /// The ring's real ids for a VIP as the kernel has them.
+    func ring(of key: VipKey) -> [UInt32]? { ringRow[key].flatMap { rows[$0] } }
+
+    /// Rebuilds the state from the maps (left by an earlier process, or after a
+    /// failed write). Weights are not stored in the maps, so each VIP's reals are
+    /// read from its ring with weights proportional to their slots; the next apply
+    /// rewrites them anyway.
     static func read(from maps: BalancerMaps, limits: DataPlaneLimits) throws(PetrelError) -> AppliedState {
+        let snapshot = try DataPlaneSnapshot.read(from: maps, limits: limits)
         var state = AppliedState(limits: limits)
         state.needsFullRewrite = true
-        try kernel {
-            for id in 1..<UInt32(limits.maxReals) {
-                guard let real = try maps.reals.lookup(id, as: petrel_real.self) else { continue }
-                state.realGenerations[Int(id)] = real.generation
-                if let address = IPAddress(abiWords: real.addr_be, family: real.family) {
-                    state.realIds[address] = id
-                    state.realAddresses[id] = address
-                }
-            }
-            for abiKey in try maps.vips.keys(as: petrel_vip_key.self) {
-                guard let key = VipKey(abi: abiKey), let meta = try maps.vips.lookup(abiKey, as: petrel_vip_meta.self) else { continue }
-                let base = Int(meta.vip_index) * limits.ringSize
-                let row = try maps.ring.lookupArray(base..<base + limits.ringSize, as: UInt32.self)
-                state.rows[meta.vip_index] = row
-                var slots: [UInt32: UInt32] = [:]
-                for id in row where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
-                let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
-                state.vips[key] = Vip(key: key, flags: VipFlags(rawValue: meta.flags), reals: reals.sorted { $0.address < $1.address })
-                state.vipIndex[key] = meta.vip_index
-            }
+        state.realGenerations = snapshot.generations
+        for (id, address) in snapshot.reals {
+            state.realIds[address] = id
+            state.realAddresses[id] = address
+        }
+        for (key, entry) in snapshot.vips {
+            var slots: [UInt32: UInt32] = [:]
+            for id in entry.slots where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
+            let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
+            state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
+            state.vipIndex[key] = entry.statsIndex
+            state.ringRow[key] = entry.row
+            state.rows[entry.row] = entry.slots
         }
         return state
     }
@@ -66,8 +67,12 @@ struct ApplyPlan {
     private let removed: [VipKey]
     private let newReals: [(IPAddress, UInt32)]
     private let releasedReals: [(IPAddress, UInt32)]
+    /// Stats entries for added VIPs.
     private let newIndices: [VipKey: UInt32]
-    private let rows: [VipKey: [UInt32]]
+    /// The ring each added or changed VIP must end up with.
+    private let rings: [VipKey: [UInt32]]
+    /// Free rows the changed rings are written to, by VIP.
+    private let newRows: [VipKey: UInt32]
     private let limits: DataPlaneLimits
 
     init(desired list: [Vip], current: AppliedState, limits: DataPlaneLimits) throws(PetrelError) {
@@ -85,13 +90,14 @@ struct ApplyPlan {
         guard desired.count <= limits.maxVips else {
             throw .limitExceeded(limit: "max_vips", requested: desired.count, maximum: limits.maxVips)
         }
-        let neededReals = Set(desired.values.flatMap { $0.reals.map(\.address) })
+        var neededReals = Set<IPAddress>()
+        for vip in desired.values { for real in vip.reals { neededReals.insert(real.address) } }
         guard neededReals.count <= limits.maxReals - 1 else {
             throw .limitExceeded(limit: "max_reals (distinct real addresses)", requested: neededReals.count, maximum: limits.maxReals - 1)
         }
 
-        // Ids and rows freed by this change are not reused by it: until the change
-        // is written, the data plane may still use them for the old state.
+        // Ids, stats entries and rows freed by this change are not reused by it:
+        // until the change is written, the data plane may still use them.
         var freeRealIds = (1..<UInt32(limits.maxReals)).lazy.filter { current.realAddresses[$0] == nil }.makeIterator()
         var realIds = current.realIds
         var newReals: [(IPAddress, UInt32)] = []
@@ -108,7 +114,7 @@ struct ApplyPlan {
         let added = desired.keys.filter { current.vips[$0] == nil }.sorted()
         for key in added {
             guard let index = freeIndices.next() else {
-                throw .limitExceeded(limit: "max_vips (rows still held by VIPs being removed)", requested: desired.count, maximum: limits.maxVips)
+                throw .limitExceeded(limit: "max_vips (entries still held by VIPs being removed)", requested: desired.count, maximum: limits.maxVips)
             }
             newIndices[key] = index
         }
@@ -119,23 +125,33 @@ struct ApplyPlan {
 
         // Many VIPs often share one pool of reals: build each distinct ring once.
         var ringCache: [[Real]: [UInt32]] = [:]
-        var rows: [VipKey: [UInt32]] = [:]
+        var rings: [VipKey: [UInt32]] = [:]
         for key in added + changed {
             let reals = desired[key]!.reals.sorted { $0.address < $1.address }
-            if let row = ringCache[reals] {
-                rows[key] = row
+            if let ring = ringCache[reals] {
+                rings[key] = ring
                 continue
             }
-            let ring: MaglevRing
+            let maglev: MaglevRing
             do {
-                ring = try MaglevRing(reals: reals, size: limits.ringSize)
+                maglev = try MaglevRing(reals: reals, size: limits.ringSize)
             } catch {
                 throw .invalid(field: "vips[\(position[key]!)].reals", value: "\(reals.count) reals", expected: "\(error)")
             }
-            let ids = ring.reals.map { realIds[$0.address]! }
-            let row = ring.slots.map { $0 < 0 ? UInt32(PETREL_NO_REAL) : ids[Int($0)] }
-            ringCache[reals] = row
-            rows[key] = row
+            let ids = maglev.reals.map { realIds[$0.address]! }
+            let ring = maglev.slots.map { $0 < 0 ? UInt32(PETREL_NO_REAL) : ids[Int($0)] }
+            ringCache[reals] = ring
+            rings[key] = ring
+        }
+
+        // A VIP whose ring changes gets a free row; it keeps its old row until the
+        // switch. With two rows per VIP there is always one: rows in use never
+        // outnumber VIPs, old ones plus new ones.
+        let usedRows = Set(current.ringRow.values)
+        var freeRows = (0..<UInt32(2 * limits.maxVips)).lazy.filter { !usedRows.contains($0) }.makeIterator()
+        var newRows: [VipKey: UInt32] = [:]
+        for key in added + changed where current.ring(of: key) != rings[key] {
+            newRows[key] = freeRows.next()!
         }
 
         self.desired = desired
@@ -145,7 +161,8 @@ struct ApplyPlan {
         self.newReals = newReals
         self.releasedReals = current.realIds.filter { !neededReals.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         self.newIndices = newIndices
-        self.rows = rows
+        self.rings = rings
+        self.newRows = newRows
     }
 
     /// Checks one VIP on its own: flags, reals, families, weights.
@@ -169,9 +186,10 @@ struct ApplyPlan {
         }
     }
 
-    /// Writes the plan in an order that keeps every VIP on its old or its new
-    /// state at every moment: new reals, then rings, then VIP entries; removals
-    /// unhook the VIP before clearing its ring, and reals are released last.
+    /// Writes the plan so that every VIP switches from its old state to its new
+    /// one in a single step: new reals first; each new ring into a free row; then
+    /// the VIP entry, pointing at that row (one atomic map update); a removed VIP
+    /// is unhooked first; old rows and reals are released last.
     func write(to maps: BalancerMaps, state: inout AppliedState) throws(PetrelError) -> ApplyReport {
         var report = ApplyReport()
         // Until the last step succeeds, the next apply must not trust the state.
@@ -189,34 +207,41 @@ struct ApplyPlan {
                 state.realAddresses[id] = address
                 report.realsAdded += 1
             }
-            for key in added {
-                let index = newIndices[key]!
-                report.ringSlotsWritten += try writeRow(rows[key]!, index: index, ring: maps.ring, state: &state)
+            var releasedRows: [UInt32] = []
+            for key in added + changed {
+                let vip = desired[key]!
+                let index = newIndices[key] ?? state.vipIndex[key]!
+                let oldRow = state.ringRow[key]
+                var row = oldRow ?? 0
+                if let newRow = newRows[key] {
+                    let ring = rings[key]!
+                    let slotsChanged = state.ring(of: key).map { old in zip(old, ring).filter { $0 != $1 }.count } ?? ring.count
+                    try maps.ring.update(newRow, elements: ring)
+                    state.rows[newRow] = ring
+                    report.ringSlotsWritten += slotsChanged
+                    row = newRow
+                }
                 var meta = petrel_vip_meta()
-                meta.flags = desired[key]!.flags.rawValue
+                meta.flags = vip.flags.rawValue
                 meta.vip_index = index
-                try maps.vipStats.updatePerCPU(index, petrel_traffic())
+                meta.ring_row = row
+                if newIndices[key] != nil { try maps.vipStats.updatePerCPU(index, petrel_traffic()) }
                 try maps.vips.update(key.abi, meta)
                 state.vipIndex[key] = index
-                report.vipsAdded += 1
-            }
-            for key in changed {
-                let index = state.vipIndex[key]!
-                report.ringSlotsWritten += try writeRow(rows[key]!, index: index, ring: maps.ring, state: &state)
-                var meta = petrel_vip_meta()
-                meta.flags = desired[key]!.flags.rawValue
-                meta.vip_index = index
-                try maps.vips.update(key.abi, meta)
-                report.vipsChanged += 1
+                state.ringRow[key] = row
+                if let oldRow, oldRow != row { releasedRows.append(oldRow) }
+                if newIndices[key] != nil { report.vipsAdded += 1 } else { report.vipsChanged += 1 }
             }
             for key in removed {
-                let index = state.vipIndex[key]!
                 try maps.vips.delete(key.abi)
-                report.ringSlotsWritten += try writeRow([UInt32](repeating: UInt32(PETREL_NO_REAL), count: limits.ringSize), index: index, ring: maps.ring, state: &state)
-                state.rows[index] = nil
+                if let row = state.ringRow[key] { releasedRows.append(row) }
                 state.vipIndex[key] = nil
+                state.ringRow[key] = nil
                 report.vipsRemoved += 1
             }
+            // Released rows keep their old content: nothing points at them, and the
+            // next VIP to use one writes it whole before pointing at it.
+            for row in releasedRows { state.rows[row] = nil }
             for (address, id) in releasedReals {
                 var real = petrel_real()
                 real.generation = state.generation(ofReal: id)
@@ -229,21 +254,5 @@ struct ApplyPlan {
         state.vips = desired
         state.needsFullRewrite = false
         return report
-    }
-
-    /// Writes the slots of one ring row that differ from what the kernel holds,
-    /// in one batched system call; returns how many did.
-    private func writeRow(_ row: [UInt32], index: UInt32, ring: BPFMap, state: inout AppliedState) throws -> Int {
-        let base = Int(index) * limits.ringSize
-        let current = state.rows[index] ?? [UInt32](repeating: UInt32(PETREL_NO_REAL), count: limits.ringSize)
-        var keys: [UInt32] = []
-        var values: [UInt32] = []
-        for slot in 0..<row.count where current[slot] != row[slot] {
-            keys.append(UInt32(base + slot))
-            values.append(row[slot])
-        }
-        if !keys.isEmpty { try ring.updateBatch(keys: keys, values: values) }
-        state.rows[index] = row
-        return keys.count
     }
 }

@@ -26,11 +26,20 @@ struct BalancerMaps {
         [
             "vips": limits.maxVips,
             "reals": limits.maxReals,
-            "ring": limits.maxVips * limits.ringSize,
+            "ring": 2 * limits.maxVips,  // two rows per VIP: a ring is switched by pointing at the other
             "conn_shared": limits.connectionTableSize,
             "vip_stats": limits.maxVips,
             "real_stats": limits.maxReals,
         ]
+    }
+
+    /// Sizes the maps and sets the load-time settings of a balancer object not yet loaded.
+    static func prepare(_ object: BPFObject, limits: DataPlaneLimits) throws(BPFError) {
+        for (name, size) in sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
+        try object.setValueSize(of: "ring", to: limits.ringSize * MemoryLayout<UInt32>.size)
+        var settings = petrel_load_settings()
+        settings.ring_size = UInt32(limits.ringSize)
+        try object.setReadOnlyData(settings)
     }
 
     init(object: BPFObject) throws(BPFError) {
@@ -56,7 +65,7 @@ struct BalancerMaps {
     /// the same: the copy libxdp loads and attaches shares every table and counter.
     func objectSharingMaps(limits: DataPlaneLimits) throws(BPFError) -> BPFObject {
         let object = try BPFObject(name: "petrel_balancer", elf: EmbeddedBPFObject.balancer.bytes)
-        for (name, size) in BalancerMaps.sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
+        try BalancerMaps.prepare(object, limits: limits)
         for (name, map) in all { try object.reuse(map: name, from: map) }
         return object
     }

@@ -5,9 +5,10 @@ import PetrelBPF
 /// from the control plane's memory): for checking that a change landed, or that
 /// a refused one left every byte as it was.
 public struct DataPlaneSnapshot: Equatable, Sendable {
-    /// Per VIP: its flags, its row in the ring map, and the row's real ids.
+    /// Per VIP: its flags, its stats entry, its current row in the ring map, and the row's real ids.
     public struct VipEntry: Equatable, Sendable {
         public var flags: VipFlags
+        public var statsIndex: UInt32
         public var row: UInt32
         public var slots: [UInt32]
     }
@@ -25,8 +26,14 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
 }
 
 extension LoadBalancer {
-    /// Reads every VIP, real and ring row from the kernel.
+    /// Reads every VIP, real and ring row in use from the kernel.
     public func dataPlaneSnapshot() throws(PetrelError) -> DataPlaneSnapshot {
+        try DataPlaneSnapshot.read(from: maps, limits: limits)
+    }
+}
+
+extension DataPlaneSnapshot {
+    static func read(from maps: BalancerMaps, limits: DataPlaneLimits) throws(PetrelError) -> DataPlaneSnapshot {
         try kernel {
             var reals: [UInt32: IPAddress] = [:]
             var generations: [UInt32] = []
@@ -35,12 +42,11 @@ extension LoadBalancer {
                 generations.append(real.generation)
                 if let address = IPAddress(abiWords: real.addr_be, family: real.family) { reals[id] = address }
             }
-            var vips: [VipKey: DataPlaneSnapshot.VipEntry] = [:]
+            var vips: [VipKey: VipEntry] = [:]
             for abiKey in try maps.vips.keys(as: petrel_vip_key.self) {
                 guard let key = VipKey(abi: abiKey), let meta = try maps.vips.lookup(abiKey, as: petrel_vip_meta.self) else { continue }
-                let base = Int(meta.vip_index) * limits.ringSize
-                let slots = try maps.ring.lookupArray(base..<base + limits.ringSize, as: UInt32.self)
-                vips[key] = DataPlaneSnapshot.VipEntry(flags: VipFlags(rawValue: meta.flags), row: meta.vip_index, slots: slots)
+                let slots = try maps.ring.lookup(meta.ring_row, elementsOf: UInt32.self) ?? []
+                vips[key] = VipEntry(flags: VipFlags(rawValue: meta.flags), statsIndex: meta.vip_index, row: meta.ring_row, slots: slots)
             }
             return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations)
         }

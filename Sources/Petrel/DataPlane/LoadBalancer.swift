@@ -35,7 +35,7 @@ public final class LoadBalancer: @unchecked Sendable {
         let pinned = try LoadBalancer.pinnedMaps(at: pinPath, limits: limits)
         let (object, maps, program) = try kernel {
             let object = try BPFObject(name: "petrel_balancer", elf: EmbeddedBPFObject.balancer.bytes)
-            for (name, size) in BalancerMaps.sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
+            try BalancerMaps.prepare(object, limits: limits)
             for (name, map) in pinned { try object.reuse(map: name, from: map) }
             try object.load()
             return (object, try BalancerMaps(object: object), try object.program(named: BalancerMaps.programName))
@@ -49,12 +49,7 @@ public final class LoadBalancer: @unchecked Sendable {
             state = try AppliedState.read(from: maps, limits: limits)
         } else {
             state = AppliedState(limits: limits)
-            try kernel {
-                try LoadBalancer.createConnectionTables(in: maps, limits: limits)
-                var config = petrel_config()
-                config.ring_size = UInt32(limits.ringSize)
-                try maps.config.update(UInt32(0), config)
-            }
+            try kernel { try LoadBalancer.createConnectionTables(in: maps, limits: limits) }
             if let pinPath { try pin(at: pinPath) }
         }
     }
@@ -69,6 +64,10 @@ public final class LoadBalancer: @unchecked Sendable {
             if let expected = sizes[name], map.maxEntries != expected {
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
                                expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
+            }
+            if name == "ring", map.valueSize != limits.ringSize * MemoryLayout<UInt32>.size {
+                throw .invalid(field: "pinned map \(path)/ring", value: "rows of \(map.valueSize / 4) slots",
+                               expected: "must have rows of ring_size \(limits.ringSize) slots (remove the pins to start afresh)")
             }
             result[name] = map
         }
@@ -115,7 +114,6 @@ public final class LoadBalancer: @unchecked Sendable {
         var config = petrel_config()
         config.interface_mac = macTuple(settings.interfaceMAC)
         config.next_hop_mac = macTuple(settings.nextHopMAC)
-        config.ring_size = UInt32(limits.ringSize)
         config.mtu = UInt32(settings.mtu)
         config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
         config.encap_src_v6_be = settings.encapSourceV6.abiWords
@@ -263,12 +261,12 @@ public final class LoadBalancer: @unchecked Sendable {
         let exact = VipKey(address: flow.destination, port: flow.destinationPort, proto: flow.proto)
         let wildcard = VipKey(address: flow.destination, port: 0, proto: flow.proto)
         guard let key = state.vips[exact] != nil ? exact : (state.vips[wildcard] != nil ? wildcard : nil),
-              let vip = state.vips[key], let index = state.vipIndex[key]
+              let vip = state.vips[key], let ring = state.ring(of: key)
         else { return Explanation(flow: flow, vip: nil, flags: [], hash: 0, ringSlot: nil, ringReal: nil, rememberedReal: nil) }
 
         let hash = FlowHash.hash(flow, flags: vip.flags)
         let slot = Int(hash % UInt32(limits.ringSize))
-        let ringRealId = state.rows[index]?[slot] ?? UInt32(PETREL_NO_REAL)
+        let ringRealId = ring[slot]
         var remembered: IPAddress?
         if !vip.flags.contains(.lruBypass),
            let conn = try kernel({ try maps.sharedConnections.lookup(flow.abi, as: petrel_conn.self) }),
@@ -283,9 +281,9 @@ public final class LoadBalancer: @unchecked Sendable {
     public func ringSlots(of key: VipKey) -> [IPAddress: Int]? {
         lock.lock()
         defer { lock.unlock() }
-        guard let index = state.vipIndex[key] else { return nil }
+        guard let ring = state.ring(of: key) else { return nil }
         var slots: [IPAddress: Int] = [:]
-        for id in state.rows[index] ?? [] where id != PETREL_NO_REAL {
+        for id in ring where id != PETREL_NO_REAL {
             if let address = state.address(ofReal: id) { slots[address, default: 0] += 1 }
         }
         return slots

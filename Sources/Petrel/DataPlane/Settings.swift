@@ -20,8 +20,11 @@ public struct DataPlaneLimits: Hashable, Sendable {
         self.connectionTableSize = connectionTableSize
     }
 
-    /// The largest ring map the control plane agrees to create (4 bytes a slot).
-    public static let maxRingSlots = 1 << 31
+    /// The most ring slots per row set (`max_vips × ring_size`) the control plane
+    /// agrees to create: with two rows per VIP and 4 bytes a slot, 8 GiB.
+    public static let maxRingSlots = 1 << 30
+    /// The largest ring a map value holds (the kernel's 4 MiB value limit).
+    public static let maxRingSize = 1_000_003
     public static let maxVipsRange = 1...65_536
     public static let maxRealsRange = 2...1_048_576
     public static let connectionTableSizeRange = 1...16_777_216
@@ -38,6 +41,10 @@ public struct DataPlaneLimits: Hashable, Sendable {
         }
         guard maxVips * ringSize <= DataPlaneLimits.maxRingSlots else {
             throw .limitExceeded(limit: "max_vips x ring_size (ring map slots)", requested: maxVips * ringSize, maximum: DataPlaneLimits.maxRingSlots)
+        }
+        // A row is one map value, and the kernel caps a value at 4 MiB.
+        guard ringSize <= DataPlaneLimits.maxRingSize else {
+            throw .invalid(field: "ring_size", value: "\(ringSize)", expected: "must be at most \(DataPlaneLimits.maxRingSize)")
         }
         guard DataPlaneLimits.connectionTableSizeRange.contains(connectionTableSize) else {
             throw .invalid(field: "connection_table_size", value: "\(connectionTableSize)", expected: "must be between 1 and 16777216")
