@@ -17,6 +17,8 @@ struct AppliedState {
     var rows: [UInt32: [UInt32]] = [:]
     var realIds: [IPAddress: UInt32] = [:]
     var realAddresses: [UInt32: IPAddress] = [:]
+    /// How many VIPs list each real: a real is released when no VIP does.
+    var realUsers: [IPAddress: Int] = [:]
     /// Per real id, the generation last written (bumped on reuse).
     var realGenerations: [UInt32]
     /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
@@ -50,6 +52,7 @@ struct AppliedState {
             for id in entry.slots where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
             let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
             state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
+            for real in reals { state.realUsers[real.address, default: 0] += 1 }
             state.vipIndex[key] = entry.statsIndex
             state.ringRow[key] = entry.row
             state.rows[entry.row] = entry.slots
@@ -67,6 +70,7 @@ struct ApplyPlan {
     private let removed: [VipKey]
     private let newReals: [(IPAddress, UInt32)]
     private let releasedReals: [(IPAddress, UInt32)]
+    private let realUsers: [IPAddress: Int]
     /// Stats entries for added VIPs.
     private let newIndices: [VipKey: UInt32]
     /// The ring each added or changed VIP must end up with.
@@ -79,21 +83,33 @@ struct ApplyPlan {
         self.limits = limits
         var desired: [VipKey: Vip] = [:]
         var position: [VipKey: Int] = [:]
+        desired.reserveCapacity(list.count)
         for (i, vip) in list.enumerated() {
             if let first = position[vip.key] {
                 throw .invalid(field: "vips[\(i)]", value: "\(vip.key)", expected: "must be unique (same VIP as vips[\(first)])")
             }
-            try ApplyPlan.validate(vip, field: "vips[\(i)]")
             position[vip.key] = i
             desired[vip.key] = vip
         }
         guard desired.count <= limits.maxVips else {
             throw .limitExceeded(limit: "max_vips", requested: desired.count, maximum: limits.maxVips)
         }
-        var neededReals = Set<IPAddress>()
-        for vip in desired.values { for real in vip.reals { neededReals.insert(real.address) } }
-        guard neededReals.count <= limits.maxReals - 1 else {
-            throw .limitExceeded(limit: "max_reals (distinct real addresses)", requested: neededReals.count, maximum: limits.maxReals - 1)
+        // Only what differs from the current state needs checking and computing, so
+        // a small change to a large configuration stays cheap.
+        let added = desired.keys.filter { current.vips[$0] == nil }.sorted()
+        let changed = desired.keys.filter { key in
+            guard let old = current.vips[key] else { return false }
+            return current.needsFullRewrite || old != desired[key]!
+        }.sorted()
+        let removed = current.vips.keys.filter { desired[$0] == nil }.sorted()
+        for key in added + changed { try ApplyPlan.validate(desired[key]!, field: "vips[\(position[key]!)]") }
+
+        var realUsers = current.realUsers
+        for key in changed + removed { for real in current.vips[key]!.reals { realUsers[real.address]! -= 1 } }
+        for key in added + changed { for real in desired[key]!.reals { realUsers[real.address, default: 0] += 1 } }
+        realUsers = realUsers.filter { $0.value > 0 }
+        guard realUsers.count <= limits.maxReals - 1 else {
+            throw .limitExceeded(limit: "max_reals (distinct real addresses)", requested: realUsers.count, maximum: limits.maxReals - 1)
         }
 
         // Ids, stats entries and rows freed by this change are not reused by it:
@@ -101,9 +117,9 @@ struct ApplyPlan {
         var freeRealIds = (1..<UInt32(limits.maxReals)).lazy.filter { current.realAddresses[$0] == nil }.makeIterator()
         var realIds = current.realIds
         var newReals: [(IPAddress, UInt32)] = []
-        for address in neededReals.sorted() where realIds[address] == nil {
+        for address in realUsers.keys.filter({ realIds[$0] == nil }).sorted() {
             guard let id = freeRealIds.next() else {
-                throw .limitExceeded(limit: "max_reals (ids still held by reals being removed)", requested: neededReals.count, maximum: limits.maxReals - 1)
+                throw .limitExceeded(limit: "max_reals (ids still held by reals being removed)", requested: realUsers.count, maximum: limits.maxReals - 1)
             }
             realIds[address] = id
             newReals.append((address, id))
@@ -111,18 +127,12 @@ struct ApplyPlan {
         let usedIndices = Set(current.vipIndex.values)
         var freeIndices = (0..<UInt32(limits.maxVips)).lazy.filter { !usedIndices.contains($0) }.makeIterator()
         var newIndices: [VipKey: UInt32] = [:]
-        let added = desired.keys.filter { current.vips[$0] == nil }.sorted()
         for key in added {
             guard let index = freeIndices.next() else {
                 throw .limitExceeded(limit: "max_vips (entries still held by VIPs being removed)", requested: desired.count, maximum: limits.maxVips)
             }
             newIndices[key] = index
         }
-        let changed = desired.keys.filter { key in
-            guard let old = current.vips[key] else { return false }
-            return current.needsFullRewrite || old != desired[key]!
-        }.sorted()
-
         // Many VIPs often share one pool of reals: build each distinct ring once.
         var ringCache: [[Real]: [UInt32]] = [:]
         var rings: [VipKey: [UInt32]] = [:]
@@ -157,9 +167,10 @@ struct ApplyPlan {
         self.desired = desired
         self.added = added
         self.changed = changed
-        self.removed = current.vips.keys.filter { desired[$0] == nil }.sorted()
+        self.removed = removed
         self.newReals = newReals
-        self.releasedReals = current.realIds.filter { !neededReals.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        self.releasedReals = current.realIds.filter { realUsers[$0.key] == nil }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        self.realUsers = realUsers
         self.newIndices = newIndices
         self.rings = rings
         self.newRows = newRows
@@ -252,6 +263,7 @@ struct ApplyPlan {
             }
         }
         state.vips = desired
+        state.realUsers = realUsers
         state.needsFullRewrite = false
         return report
     }

@@ -44,6 +44,13 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         return String(cString: buffer)
     }
 
+    // Hashing the bytes in one call is much cheaper than element by element,
+    // and large configurations hash millions of addresses.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(family == .ipv4)
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     /// Canonical order: IPv4 before IPv6, then by bytes. Maglev sorts reals this
     /// way so every instance builds the same ring.
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
