@@ -104,7 +104,7 @@ enum ControlPlaneBench {
             distinctReals: distinctReals, distinctRings: distinctRings,
             loadSeconds: loadSeconds, applySeconds: applySeconds, ringSlotsWritten: report.ringSlotsWritten,
             reloadSeconds: reloadTimes.map { $0 / 1e3 }, reloadSlotsWritten: reloadSlots,
-            peakRSSKilobytes: Host.statusKilobytes("VmHWM") ?? 0, ringMapBytes: vips * ringSize * 4)
+            peakRSSKilobytes: Host.statusKilobytes("VmHWM") ?? 0, ringMapBytes: 2 * vips * ringSize * 4)  // two rows per VIP
     }
 
     /// Runs `measureApply` in a child process of this executable.
