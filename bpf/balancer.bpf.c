@@ -35,7 +35,7 @@ static __always_inline int balance(struct xdp_md *ctx)
 	struct petrel_config *cfg;
 	struct packet pkt = {};
 	struct choice choice = {};
-	__u32 zero = 0, hash;
+	__u32 zero = 0;
 	int reason;
 
 	reason = parse_packet(data, end, &pkt);
@@ -50,12 +50,11 @@ static __always_inline int balance(struct xdp_md *ctx)
 	if (!cfg || cfg->mtu == 0)
 		return PETREL_STAT_DROP_NO_CONFIG;
 
-	hash = flow_hash(&pkt.flow, vip->flags);
-	reason = choose_real(&pkt, vip, cfg, hash, &choice);
+	reason = choose_real(&pkt, vip, &choice);
 	if (reason != PARSE_OK)
 		return reason;
 
-	reason = encapsulate(ctx, &pkt, choice.real, cfg, hash);
+	reason = encapsulate(ctx, &pkt, choice.real, cfg, choice.hash);
 	if (reason != PETREL_STAT_FORWARD)
 		return reason;
 

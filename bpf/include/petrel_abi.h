@@ -76,6 +76,7 @@ struct petrel_flow_key {
 struct petrel_conn {
 	__u32 real_id;
 	__u32 real_generation;
+	__u32 flow_hash;     /* kept so a known flow needs no hashing (outer source, flow label) */
 };
 
 /* The ring map: key = a row index (petrel_vip_meta.ring_row), value = a whole

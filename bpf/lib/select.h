@@ -73,6 +73,7 @@ static __always_inline void *cpu_conn_table(void)
 struct choice {
 	struct petrel_real *real;
 	__u32 real_id;
+	__u32 hash;
 };
 
 /* Looks the flow up in this CPU's table, then in the shared one. */
@@ -88,6 +89,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, void *cp
 			count_stat(PETREL_STAT_EVENT_CONN_HIT);
 			out->real = real;
 			out->real_id = conn->real_id;
+			out->hash = conn->flow_hash;
 			return 1;
 		}
 	}
@@ -97,6 +99,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, void *cp
 		count_stat(PETREL_STAT_EVENT_SHARED_HIT);
 		out->real = real;
 		out->real_id = conn->real_id;
+		out->hash = conn->flow_hash;
 		/* Teach this CPU's table, so the next packet stays on the fast path. */
 		if (cpu_table && !pkt->icmp_error)
 			bpf_map_update_elem(cpu_table, &pkt->flow, conn, BPF_ANY);
@@ -110,6 +113,7 @@ static __always_inline void remember_choice(const struct packet *pkt, void *cpu_
 	struct petrel_conn conn = {
 		.real_id = choice->real_id,
 		.real_generation = choice->real->generation,
+		.flow_hash = choice->hash,
 	};
 
 	if (cpu_table)
@@ -117,9 +121,10 @@ static __always_inline void remember_choice(const struct packet *pkt, void *cpu_
 	bpf_map_update_elem(&conn_shared, &pkt->flow, &conn, BPF_ANY);
 }
 
-/* Returns PARSE_OK with out filled, or the reason no real can take the packet. */
+/* Returns PARSE_OK with out filled, or the reason no real can take the packet.
+ * A flow the tables know brings its hash along; only a new decision hashes. */
 static __always_inline int choose_real(const struct packet *pkt, const struct petrel_vip_meta *vip,
-				       const struct petrel_config *cfg, __u32 hash, struct choice *out)
+				       struct choice *out)
 {
 	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
 	void *cpu_table = 0;
@@ -137,8 +142,9 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 			count_stat(PETREL_STAT_EVENT_LRU_MISS);
 	}
 
+	out->hash = flow_hash(&pkt->flow, vip->flags);
 	row = bpf_map_lookup_elem(&ring, &vip->ring_row);
-	slot = (__u64)hash % ring_size;
+	slot = (__u64)out->hash % ring_size;
 	/* The compiler knows slot < ring_size and would drop the check below; the
 	 * verifier does not know it and needs the check to prove the access safe. */
 	asm volatile("" : "+r"(slot));
