@@ -47,6 +47,7 @@ public struct HTTPRequest: Sendable {
             guard let colon = line.firstIndex(of: ":") else { return .malformed("bad header line") }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        if headers["transfer-encoding"] != nil { return .malformed("Transfer-Encoding is not supported; send Content-Length") }
         let length = Int(headers["content-length"] ?? "0") ?? -1
         guard length >= 0, length <= maximumSize else { return .malformed("bad Content-Length") }
         let bodyStart = headerEnd.upperBound
