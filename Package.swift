@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
         // Runs petrel-bench --quick and checks its JSON (never its speed).
         .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "petreld", "petrel"]),
     ],
     swiftLanguageModes: [.v5]
 )

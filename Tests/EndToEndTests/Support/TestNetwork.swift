@@ -32,7 +32,8 @@ final class TestNetwork {
     private static let counter = Counter()
 
     let prefix: String
-    let balancer: LoadBalancer
+    /// The library's balancer on the LB's eth0; nil when the test runs petreld there instead.
+    private(set) var balancer: LoadBalancer!
     /// Kept so the decapsulators' maps stay owned by this process for the test.
     private(set) var decapsulators: [Decapsulator] = []
     private var servers: [Command.Running] = []
@@ -40,19 +41,24 @@ final class TestNetwork {
     var clientNamespace: String { "\(prefix)-client" }
     var lbNamespace: String { "\(prefix)-lb" }
 
-    init(vips: [Vip]) throws {
+    /// Builds the network. With `vips`, the library's balancer serves them on the
+    /// LB; with nil, the LB namespace is left for petreld.
+    init(vips: [Vip]?) throws {
         prefix = "e2e\(getpid())n\(TestNetwork.counter.next())"
-        balancer = try LoadBalancer(
-            limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 65536), pinPath: nil)
         try Command.run([Command.script("topology.sh"), "create", prefix], timeout: 60)
         do {
             try startServers()
-            try NetworkNamespace.run(lbNamespace) {
-                let eth0 = try NetworkInterface(named: Plan.interface)
-                try balancer.configureForwarding(
-                    ForwardingSettings(interfaceMAC: try eth0.macAddress(), nextHopMAC: Plan.routerMAC, mtu: try eth0.mtu()))
-                try balancer.apply(vips)
-                try balancer.attach(interface: Plan.interface, mode: .native)
+            if let vips {
+                let balancer = try LoadBalancer(
+                    limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 65536), pinPath: nil)
+                try NetworkNamespace.run(lbNamespace) {
+                    let eth0 = try NetworkInterface(named: Plan.interface)
+                    try balancer.configureForwarding(
+                        ForwardingSettings(interfaceMAC: try eth0.macAddress(), nextHopMAC: Plan.routerMAC, mtu: try eth0.mtu()))
+                    try balancer.apply(vips)
+                    try balancer.attach(interface: Plan.interface, mode: .native)
+                }
+                self.balancer = balancer
             }
             for n in 0..<3 {
                 let decapsulator = try Decapsulator(localAddresses: [Plan.reals4[n], Plan.reals6[n]])
@@ -160,7 +166,7 @@ final class TestNetwork {
 }
 
 /// Builds a network, runs `body`, and destroys the network even when `body` throws.
-func withTestNetwork<T>(vips: [Vip], _ body: (TestNetwork) throws -> T) throws -> T {
+func withTestNetwork<T>(vips: [Vip]?, _ body: (TestNetwork) throws -> T) throws -> T {
     let network = try TestNetwork(vips: vips)
     defer { network.destroy() }
     return try withExtendedLifetime(network) { try body(network) }
