@@ -13,24 +13,6 @@ public final class BPFProgram: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Opens a program pinned on bpffs.
-    public static func openPinned(path: String, name: String) throws(BPFError) -> BPFProgram {
-        let fd = bpf_obj_get(path)
-        if fd < 0 { throw BPFError("open pinned program \(path)", errno: Glibc.errno) }
-        return BPFProgram(name: name, fd: fd)
-    }
-
-    public func pin(at path: String) throws(BPFError) {
-        try check("pin program '\(name)' at \(path)", bpf_obj_pin(fd, path))
-    }
-
-    /// The kernel's id of this program (as `bpftool prog` shows it).
-    public var id: UInt32 {
-        var info = bpf_prog_info()
-        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        return bpf_obj_get_info_by_fd(fd, &info, &length) == 0 ? info.id : 0
-    }
-
     /// What the verifier reported about the loaded program.
     public struct VerifierFigures: Sendable {
         /// Instructions after the verifier's rewrites.
