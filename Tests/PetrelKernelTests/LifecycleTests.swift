@@ -1,5 +1,6 @@
 import Foundation
 import Petrel
+import PetrelBPF
 import Testing
 
 /// Loading, pinning, adopting, validation that writes nothing, verifier margin.
@@ -82,5 +83,36 @@ struct LifecycleTests {
         #expect(figures.verifiedInstructions > 0)
         #expect(figures.verifiedInstructions < 100_000)
         #expect(figures.translatedInstructions < 4_096)
+    }
+}
+
+/// The shared connection table alone keeps flows on their real when no CPU has a
+/// table of its own (the fallback for per-CPU maps that could not be created).
+@Suite("Connection tables")
+struct ConnectionTableFallbackTests {
+    @Test("Without per-CPU tables the shared table keeps flows sticky, and says so in a counter")
+    func sharedTableFallback() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-fallback"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let balancer = try makeBalancer(pinPath: path)
+        defer { balancer.removePins() }
+        // Take every per-CPU table away, as if none could have been created.
+        let tables = try BPFMap.openPinned(path: "\(path)/conn_tables", name: "conn_tables")
+        for cpu in 0..<UInt32(BPFMap.possibleCPUs) { try tables.delete(cpu) }
+
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.2"), sourcePort: 40000, destination: TestVips.web4.address, destinationPort: 80)
+        let first = try #require(EncapsulatedFrame(try balancer.run(PacketBuilder.frame(for: flow)).packet)).outerDestination
+        // Change the ring so that the flow's ring real is another one; the table must win.
+        var candidates = TestVips.reals4
+        candidates.removeAll { $0.address == first }
+        try balancer.upsert(Vip(key: TestVips.web4, reals: candidates + [Real(address: first, weight: 0)]))
+        #expect(try balancer.explain(flow).ringReal != first)
+        let again = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack))
+        #expect(try #require(EncapsulatedFrame(again.packet)).outerDestination == first)
+
+        let stats = try balancer.stats()
+        #expect(stats[.eventNoCPUTable] == 2)
+        #expect(stats[.eventSharedTableHit] == 1)
+        #expect(stats[.eventConnectionHit] == 0)
     }
 }
