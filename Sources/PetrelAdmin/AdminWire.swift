@@ -122,7 +122,7 @@ public struct ChangeDocument: Codable, Sendable {
     public var vipsChanged: Int
     public var realsAdded: Int
     public var realsRemoved: Int
-    public var ringSlotsWritten: Int
+    public var ringSlotsChanged: Int
     /// The config generation after the change (reloads only).
     public var generation: Int?
 
@@ -132,13 +132,13 @@ public struct ChangeDocument: Codable, Sendable {
         vipsChanged = report.vipsChanged
         realsAdded = report.realsAdded
         realsRemoved = report.realsRemoved
-        ringSlotsWritten = report.ringSlotsWritten
+        ringSlotsChanged = report.ringSlotsChanged
         self.generation = generation
     }
 
     enum CodingKeys: String, CodingKey {
         case vipsAdded = "vips_added", vipsRemoved = "vips_removed", vipsChanged = "vips_changed"
-        case realsAdded = "reals_added", realsRemoved = "reals_removed", ringSlotsWritten = "ring_slots_written"
+        case realsAdded = "reals_added", realsRemoved = "reals_removed", ringSlotsChanged = "ring_slots_changed"
         case generation
     }
 }

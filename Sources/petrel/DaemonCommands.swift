@@ -23,7 +23,7 @@ struct ReloadCommand: ParsableCommand {
         let body = try options.call("POST", "/v1/reload")
         let change = try AdminJSON.decode(ChangeDocument.self, from: body)
         print("reloaded: generation \(change.generation ?? 0); VIPs +\(change.vipsAdded) -\(change.vipsRemoved) ~\(change.vipsChanged), "
-            + "reals +\(change.realsAdded) -\(change.realsRemoved), \(change.ringSlotsWritten) ring slots written")
+            + "reals +\(change.realsAdded) -\(change.realsRemoved), \(change.ringSlotsChanged) ring slots changed")
     }
 }
 

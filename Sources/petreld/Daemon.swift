@@ -181,7 +181,7 @@ final class Daemon: @unchecked Sendable {
     static func metadata(_ report: ApplyReport, generation: Int) -> Logger.Metadata {
         ["generation": "\(generation)", "vips_added": "\(report.vipsAdded)", "vips_removed": "\(report.vipsRemoved)",
          "vips_changed": "\(report.vipsChanged)", "reals_added": "\(report.realsAdded)",
-         "reals_removed": "\(report.realsRemoved)", "ring_slots_written": "\(report.ringSlotsWritten)"]
+         "reals_removed": "\(report.realsRemoved)", "ring_slots_changed": "\(report.ringSlotsChanged)"]
     }
 }
 

@@ -29,7 +29,7 @@ struct LifecycleTests {
         #expect(try #require(EncapsulatedFrame(again.packet)).outerDestination == real)
         // Applying the same config again writes no ring slot: the diff is empty.
         let report = try second.apply(TestVips.all)
-        #expect(report.ringSlotsWritten == 0)
+        #expect(report.ringSlotsChanged == 0)
         #expect(report.vipsAdded == 0 && report.vipsRemoved == 0)
         second.removePins()
         #expect(!FileManager.default.fileExists(atPath: "\(path)/vips"))

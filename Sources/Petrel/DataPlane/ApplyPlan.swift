@@ -229,7 +229,7 @@ struct ApplyPlan {
                     let slotsChanged = state.ring(of: key).map { old in zip(old, ring).filter { $0 != $1 }.count } ?? ring.count
                     try maps.ring.update(newRow, elements: ring)
                     state.rows[newRow] = ring
-                    report.ringSlotsWritten += slotsChanged
+                    report.ringSlotsChanged += slotsChanged
                     row = newRow
                 }
                 var meta = petrel_vip_meta()

@@ -302,8 +302,9 @@ public struct ApplyReport: Sendable, Equatable {
     public var vipsChanged = 0
     public var realsAdded = 0
     public var realsRemoved = 0
-    /// Ring slots rewritten: only the ones whose real changed.
-    public var ringSlotsWritten = 0
+    /// Ring slots whose real changed: only flows hashed to these slots (and not held by
+    /// a connection table) move. The new ring is written whole into the VIP's spare row.
+    public var ringSlotsChanged = 0
 }
 
 /// The answer of `LoadBalancer.explain`.

@@ -48,7 +48,7 @@ enum ControlPlaneBench {
         var distinctRings: Int
         var loadSeconds: Double
         var applySeconds: Double
-        var ringSlotsWritten: Int
+        var ringSlotsChanged: Int
         var reloadSeconds: [Double]
         var reloadSlotsWritten: Int
         var peakRSSKilobytes: Int
@@ -97,12 +97,12 @@ enum ControlPlaneBench {
             start = Host.now()
             let reload = try balancer.apply(n % 2 == 0 ? changed : config)
             reloadTimes.append(Double(Host.now() - start) / 1e6)
-            if n == 0 { reloadSlots = reload.ringSlotsWritten }
+            if n == 0 { reloadSlots = reload.ringSlotsChanged }
         }
         return ApplyFigures(
             vips: vips, realsPerVip: realsPerVip, ringSize: ringSize, maxReals: maxReals,
             distinctReals: distinctReals, distinctRings: distinctRings,
-            loadSeconds: loadSeconds, applySeconds: applySeconds, ringSlotsWritten: report.ringSlotsWritten,
+            loadSeconds: loadSeconds, applySeconds: applySeconds, ringSlotsChanged: report.ringSlotsChanged,
             reloadSeconds: reloadTimes.map { $0 / 1e3 }, reloadSlotsWritten: reloadSlots,
             peakRSSKilobytes: Host.statusKilobytes("VmHWM") ?? 0, ringMapBytes: 2 * vips * ringSize * 4)  // two rows per VIP
     }
@@ -125,13 +125,13 @@ enum ControlPlaneBench {
         return [
             "apply_\(name)_s": ControlPlaneFigure(
                 value: rounded(f.applySeconds, 3)!, unit: "s",
-                detail: "LoadBalancer.apply from scratch (rings built and written, \(f.ringSlotsWritten) slots): \(shape)", ringSize: f.ringSize),
+                detail: "LoadBalancer.apply from scratch (rings built and written, \(f.ringSlotsChanged) slots): \(shape)", ringSize: f.ringSize),
             "load_\(name)_s": ControlPlaneFigure(
                 value: rounded(f.loadSeconds, 3)!, unit: "s",
                 detail: "LoadBalancer(limits:) before the apply: object load, verifier, map creation (\(f.ringMapBytes / 1_048_576) MiB ring map)", ringSize: f.ringSize),
             "reload_one_real_\(name)_ms": ControlPlaneFigure(
                 value: rounded(reload.median, 2)!, unit: "ms",
-                detail: "apply with one real of one VIP replaced (\(f.reloadSlotsWritten) ring slots rewritten), median of \(reload.count): \(shape)", ringSize: f.ringSize),
+                detail: "apply with one real of one VIP replaced (\(f.reloadSlotsWritten) ring slots changed), median of \(reload.count): \(shape)", ringSize: f.ringSize),
             "peak_rss_\(name)_mib": ControlPlaneFigure(
                 value: rounded(Double(f.peakRSSKilobytes) / 1024, 1)!, unit: "MiB",
                 detail: "VmHWM of a process that loaded the balancer and applied this config; the ring map's \(f.ringMapBytes / 1_048_576) MiB are kernel memory, not counted here", ringSize: f.ringSize),
