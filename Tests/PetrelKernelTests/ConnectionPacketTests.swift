@@ -47,7 +47,11 @@ struct ConnectionPacketTests {
         #expect(try balancer.explain(flow).rememberedReal == old)
         #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == new, "a SYN decides afresh")
         #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new, "and is remembered")
-        #expect(try balancer.stats()[.eventConnectionHit] >= 2)
+        // A new decision goes to the shared table; the CPU's own table learns the flow
+        // from its second packet, and a fresh SYN overwrites what it had learnt.
+        let stats = try balancer.stats()
+        #expect(stats[.eventSharedTableHit] >= 1)
+        #expect(stats[.eventConnectionHit] >= 1)
     }
 
     @Test("Weight 0 drains a real: established flows stay, new flows avoid it")

@@ -108,6 +108,11 @@ static __always_inline int choice_from_tables(const struct packet *pkt, void *cp
 	return 0;
 }
 
+/* A new decision goes to the shared table only; this CPU's table learns the flow
+ * from its second packet (choice_from_tables). So a SYN costs one LRU insert, and
+ * SYNs that never complete (a flood) cannot push established flows out of the
+ * per-CPU tables. An entry this CPU already holds (a flow decided afresh) is
+ * overwritten, or it would win over the new decision. */
 static __always_inline void remember_choice(const struct packet *pkt, void *cpu_table, const struct choice *choice)
 {
 	struct petrel_conn conn = {
@@ -116,7 +121,7 @@ static __always_inline void remember_choice(const struct packet *pkt, void *cpu_
 		.flow_hash = choice->hash,
 	};
 
-	if (cpu_table)
+	if (cpu_table && bpf_map_lookup_elem(cpu_table, &pkt->flow))
 		bpf_map_update_elem(cpu_table, &pkt->flow, &conn, BPF_ANY);
 	bpf_map_update_elem(&conn_shared, &pkt->flow, &conn, BPF_ANY);
 }
