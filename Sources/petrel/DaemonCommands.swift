@@ -58,6 +58,7 @@ struct StatsCommand: ParsableCommand {
                 render(stats, previous: previous)
             }
             guard let watch else { return }
+            fflush(stdout)  // each frame now, also when the output is a pipe
             previous = stats
             Thread.sleep(forTimeInterval: watch)
         }

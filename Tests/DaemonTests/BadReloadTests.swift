@@ -90,3 +90,54 @@ import Testing
         return stats.global["forward"] ?? 0
     }
 }
+
+/// The parts of petreld that the other tests leave alone: a next hop given as a
+/// gateway, the loopback TCP admin listener, and `petrel stats --watch`.
+@Suite struct DaemonOptionTests {
+    @Test("A gateway next hop is resolved to its MAC; the TCP admin listener answers; --watch redraws")
+    func gatewayTCPAndWatch() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        // The gateway must be a neighbour, not a local address: move veth1 (10.9.0.2)
+        // into a namespace of its own.
+        let peer = harness.namespace + "p"
+        _ = try harness.capture("/usr/sbin/ip", ["netns", "add", peer])
+        defer { _ = try? harness.capture("/usr/sbin/ip", ["netns", "del", peer]) }
+        for command in [["ip", "link", "set", "veth1", "netns", peer]] {
+            #expect(try harness.capture("/usr/sbin/ip", ["netns", "exec", harness.namespace] + command).status == 0)
+        }
+        for command in [["ip", "addr", "add", "10.9.0.2/24", "dev", "veth1"], ["ip", "link", "set", "veth1", "up"]] {
+            #expect(try harness.capture("/usr/sbin/ip", ["netns", "exec", peer] + command).status == 0)
+        }
+        try harness.writeConfig()
+        var text = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  mac: \"02:00:00:00:02:01\"", with: "  gateway: 10.9.0.2")
+        text = text.replacingOccurrences(of: "  socket: \(harness.socketPath)", with: "  socket: \(harness.socketPath)\n  tcp: 127.0.0.1:9180")
+        try text.write(toFile: harness.configPath, atomically: true, encoding: .utf8)
+        try harness.start()
+
+        // veth1 holds 10.9.0.2: its MAC must be what petreld forwards to.
+        let peerMAC = try harness.capture("/usr/sbin/ip", ["netns", "exec", peer, "cat", "/sys/class/net/veth1/address"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(harness.petrel(["status"]).output.contains("next hop:     \(peerMAC)"), "\(harness.petrel(["status"]).output)")
+
+        let viaTCP = try harness.inNamespaceOutput(["python3", "-c", """
+            import socket
+            s = socket.create_connection(("127.0.0.1", 9180), timeout=5)
+            s.sendall(b"GET /v1/status HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk: break
+                data += chunk
+            print(data.decode())
+            """])
+        #expect(viaTCP.contains("200"), "\(viaTCP)")
+        #expect(viaTCP.contains("\"generation\""), "\(viaTCP)")
+
+        // SIGKILL: children of Foundation's Process start with SIGTERM blocked.
+        let watch = try harness.capture("/usr/bin/timeout", ["-s", "KILL", "2.5", DaemonHarness.binaries + "/petrel", "--socket", harness.socketPath, "stats", "--watch", "0.5"])
+        #expect(watch.status != 0, "--watch runs until stopped")
+        #expect(watch.output.components(separatedBy: "COUNTER").count - 1 >= 3, "redrawn at least three times: \(watch.output.prefix(400))")
+    }
+}
