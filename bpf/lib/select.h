@@ -76,36 +76,36 @@ struct choice {
 	__u32 hash;
 };
 
+/* The real a table entry names, if it is still good; fills out when it is. */
+static __always_inline int take_remembered(struct petrel_conn *conn, struct choice *out)
+{
+	struct petrel_real *real = remembered_real(conn);
+
+	if (!real)
+		return 0;
+	out->real = real;
+	out->real_id = conn->real_id;
+	out->hash = conn->flow_hash;
+	return 1;
+}
+
 /* Looks the flow up in this CPU's table, then in the shared one. */
 static __always_inline int choice_from_tables(const struct packet *pkt, void *cpu_table, struct choice *out)
 {
 	struct petrel_conn *conn;
-	struct petrel_real *real;
 
-	if (cpu_table) {
-		conn = bpf_map_lookup_elem(cpu_table, &pkt->flow);
-		real = remembered_real(conn);
-		if (real) {
-			count_stat(PETREL_STAT_EVENT_CONN_HIT);
-			out->real = real;
-			out->real_id = conn->real_id;
-			out->hash = conn->flow_hash;
-			return 1;
-		}
-	}
-	conn = bpf_map_lookup_elem(&conn_shared, &pkt->flow);
-	real = remembered_real(conn);
-	if (real) {
-		count_stat(PETREL_STAT_EVENT_SHARED_HIT);
-		out->real = real;
-		out->real_id = conn->real_id;
-		out->hash = conn->flow_hash;
-		/* Teach this CPU's table, so the next packet stays on the fast path. */
-		if (cpu_table && !pkt->icmp_error)
-			bpf_map_update_elem(cpu_table, &pkt->flow, conn, BPF_ANY);
+	if (cpu_table && take_remembered(bpf_map_lookup_elem(cpu_table, &pkt->flow), out)) {
+		count_stat(PETREL_STAT_EVENT_CONN_HIT);
 		return 1;
 	}
-	return 0;
+	conn = bpf_map_lookup_elem(&conn_shared, &pkt->flow);
+	if (!take_remembered(conn, out))
+		return 0;
+	count_stat(PETREL_STAT_EVENT_SHARED_HIT);
+	/* Teach this CPU's table, so the next packet stays on the fast path. */
+	if (cpu_table && !pkt->icmp_error)
+		bpf_map_update_elem(cpu_table, &pkt->flow, conn, BPF_ANY);
+	return 1;
 }
 
 /* A new decision goes to the shared table only; this CPU's table learns the flow
