@@ -41,27 +41,23 @@ public enum XDPAttachment {
         object.markLoaded()
     }
 
-    /// The ids of the XDP programs attached to the interface, by name.
+    /// The XDP programs attached to the interface: a program attached directly, or
+    /// the programs behind libxdp's dispatcher. Asks the kernel directly and closes
+    /// every fd it opens: libxdp 1.3's `xdp_multiprog__get_from_ifindex` leaks one
+    /// program fd per call, which made every status call and scrape leak one.
     public static func attachedPrograms(on interface: NetworkInterface) throws(BPFError) -> [(name: String, id: UInt32, mode: XDPMode, tag: [UInt8])] {
-        guard let multiprog = xdp_multiprog__get_from_ifindex(Int32(interface.index)) else { return [] }
-        let error = libxdp_get_error(UnsafeRawPointer(multiprog))
-        if error == -Int(ENOENT) { return [] }
-        if error != 0 { throw BPFError("list XDP programs on '\(interface.name)'", errno: Int32(error)) }
-        defer { xdp_multiprog__close(multiprog) }
-        let mode: XDPMode = xdp_multiprog__attach_mode(multiprog) == XDP_MODE_SKB ? .generic : .native
+        var query = bpf_xdp_query_opts()
+        query.sz = MemoryLayout<bpf_xdp_query_opts>.size
+        try check("query XDP programs on '\(interface.name)'", bpf_xdp_query(Int32(interface.index), 0, &query))
         var result: [(String, UInt32, XDPMode, [UInt8])] = []
-        func describe(_ program: OpaquePointer) -> (String, UInt32, XDPMode, [UInt8]) {
-            let tag = xdp_program__tag(program).map { Array(UnsafeBufferPointer(start: $0, count: Int(BPF_TAG_SIZE))) } ?? []
-            return (String(cString: xdp_program__name(program)), xdp_program__id(program), mode, tag)
-        }
-        if xdp_multiprog__is_legacy(multiprog) {
-            if let main = xdp_multiprog__main_prog(multiprog) { result.append(describe(main)) }
-            return result
-        }
-        var program = xdp_multiprog__next_prog(nil, multiprog)
-        while let current = program {
-            result.append(describe(current))
-            program = xdp_multiprog__next_prog(current, multiprog)
+        for (id, mode) in [(query.drv_prog_id, XDPMode.native), (query.skb_prog_id, XDPMode.generic)] where id != 0 {
+            // The program may be gone between the query and here: then it is not attached.
+            guard let main = AttachedProgram(id: id) else { continue }
+            if main.name == AttachedProgram.libxdpDispatcher {
+                for component in AttachedProgram.extensions(of: id) { result.append((component.name, component.id, mode, component.tag)) }
+            } else {
+                result.append((main.name, main.id, mode, main.tag))
+            }
         }
         return result
     }
