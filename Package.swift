@@ -75,6 +75,8 @@ let package = Package(
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
+        // The same bad VIPs through the config file, the admin API's body reader and the library.
+        .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin"]),
         // Runs petrel-bench --quick and checks its JSON (never its speed).
         .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "petreld", "petrel"]),

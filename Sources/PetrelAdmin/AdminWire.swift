@@ -1,7 +1,8 @@
 import Petrel
 
 // The JSON documents of the admin API, shared by `petreld` (which serves them)
-// and `petrel` (which reads them). Field names are the config file's.
+// and `petrel` (which reads them). Field names are the config file's. Request
+// bodies are read by `RequestBody`, strictly; these types write them.
 
 /// A real as JSON: `{"address": "198.18.3.11", "weight": 1}`.
 public struct RealDocument: Codable, Sendable, Equatable {
@@ -15,19 +16,6 @@ public struct RealDocument: Codable, Sendable, Equatable {
 
     public init(_ real: Real) {
         self.init(address: "\(real.address)", weight: real.weight)
-    }
-
-    /// The model value; the error names `field` (like `reals[1].address`).
-    public func real(field: String = "") throws(PetrelError) -> Real {
-        let prefix = field.isEmpty ? "" : field + "."
-        guard let ip = IPAddress(address) else {
-            throw .invalid(field: prefix + "address", value: "\"\(address)\"", expected: "must be an IPv4 or IPv6 address")
-        }
-        let weight = self.weight ?? 1
-        guard weight <= 1_000_000 else {
-            throw .invalid(field: prefix + "weight", value: "\(weight)", expected: "must be between 0 and 1000000")
-        }
-        return Real(address: ip, weight: weight)
     }
 }
 
@@ -56,28 +44,6 @@ public struct VipDocument: Codable, Sendable, Equatable {
     public func key() throws(PetrelError) -> VipKey {
         try VipKey.parse(protocol: self.protocol, address: address, port: String(port))
     }
-
-    /// The model value, checked field by field.
-    public func vip() throws(PetrelError) -> Vip {
-        let key = try key()
-        var flagSet = VipFlags()
-        for (index, name) in (flags ?? []).enumerated() {
-            guard let match = VipFlags.named.first(where: { $0.name == name }) else {
-                throw .invalid(field: "flags[\(index)]", value: "\"\(name)\"",
-                               expected: "must be one of \(VipFlags.named.map(\.name).joined(separator: ", "))")
-            }
-            flagSet.insert(match.flag)
-        }
-        var result: [Real] = []
-        for (index, real) in (reals ?? []).enumerated() {
-            let parsed = try real.real(field: "reals[\(index)]")
-            guard !result.contains(where: { $0.address == parsed.address }) else {
-                throw .invalid(field: "reals[\(index)].address", value: real.address, expected: "must not repeat a real of this VIP")
-            }
-            result.append(parsed)
-        }
-        return Vip(key: key, flags: flagSet, reals: result)
-    }
 }
 
 extension VipKey {
@@ -90,7 +56,7 @@ extension VipKey {
             throw .invalid(field: "address", value: "\"\(address)\"", expected: "must be an IPv4 or IPv6 address")
         }
         guard let number = UInt16(port) else {
-            throw .invalid(field: "port", value: port, expected: "must be between 0 and 65535 (0: every port)")
+            throw .invalid(field: "port", value: port, expected: VipKey.portRule.expected)
         }
         return VipKey(address: ip, port: number, proto: l4)
     }

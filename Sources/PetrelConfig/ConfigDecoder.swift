@@ -70,8 +70,8 @@ struct ConfigDecoder {
 
         let vipsNode = top.optional("vips")
         if let vipsNode, let entries = vipsNode.list() {
-            let vips = entries.map(readVip)
-            checkVips(vips, in: vipsNode, ringSize: ringSize, maxVips: maxVips, maxReals: maxReals)
+            let vips = entries.enumerated().map { readVip($0.element, index: $0.offset, root: root, ringSize: ringSize) }
+            checkVips(vips, in: vipsNode, maxVips: maxVips, maxReals: maxReals)
             config.vips = vips.compactMap(\.vip)
         }
         return issues.isEmpty ? config : nil
@@ -115,50 +115,51 @@ struct ConfigDecoder {
     struct VipEntry {
         let node: ConfigNode
         var key: VipKey?
-        /// The reals list, when it was given as a list.
-        var realsNode: ConfigNode?
-        var realCount = 0
         var realAddresses: [IPAddress] = []
         /// The whole VIP, when every part of it is valid.
         var vip: Vip?
     }
 
-    private func readVip(_ node: ConfigNode) -> VipEntry {
+    /// Reads a VIP's fields by type here; what they must be beyond their type is
+    /// `Vip.validate`'s to say (the admin API and `LoadBalancer` run the same rules),
+    /// and its issues are reported at the node their field path leads to.
+    private func readVip(_ node: ConfigNode, index: Int, root: ConfigNode, ringSize: Int?) -> VipEntry {
         var entry = VipEntry(node: node)
+        let path: FieldPath = ["vips", .index(index)]
         guard let fields = node.mapping(keys: Keys.vip) else { return entry }
-        let address = fields.required("address")?.hostAddress()
-        let port = fields.required("port")?.integer(in: Limits.port)
+        let address = fields.required("address")?.ipAddress()
+        let port = fields.required("port")?.integer(VipKey.portRule)
         let proto = fields.required("protocol")?.choice(of: L4Protocol.self)
         let flags = fields.setting("flags", default: VipFlags()) { readFlags($0) }
 
-        var reals: [Real]? = []
+        // Each real that could be read, with its index in the file.
+        var reals: [(index: Int, real: Real)] = []
+        var allRealsRead = true
         if let realsNode = fields.optional("reals") {
-            entry.realsNode = realsNode
-            let elements = realsNode.list()
-            if elements == nil { reals = nil }
-            entry.realCount = elements?.count ?? 0
-            var firstUse: [IPAddress: ConfigNode] = [:]
-            for element in elements ?? [] {
-                guard let real = readReal(element, vipAddress: address) else {
-                    reals = nil
-                    continue
+            if let elements = realsNode.list() {
+                for (realIndex, element) in elements.enumerated() {
+                    if let real = readReal(element) { reals.append((realIndex, real)) } else { allRealsRead = false }
                 }
-                if let first = firstUse[real.address] {
-                    element.child("address", element.node["address"] ?? element.node).report(
-                        "\(real.address) is listed twice in this VIP; the first is \(first.field) on line \(first.line)")
-                    reals = nil
-                    continue
-                }
-                firstUse[real.address] = element
-                entry.realAddresses.append(real.address)
-                reals?.append(real)
+            } else {
+                allRealsRead = false
             }
         }
+        entry.realAddresses = reals.map(\.real.address)
 
-        if let address, let port, let proto {
-            let key = VipKey(address: address, port: UInt16(port), proto: proto)
-            entry.key = key
-            if let flags, let reals { entry.vip = Vip(key: key, flags: flags, reals: reals) }
+        guard let address else { return entry }
+        let key = VipKey(address: address, port: UInt16(port ?? 0), proto: proto ?? .tcp)
+        if port != nil, proto != nil { entry.key = key }
+        if allRealsRead {
+            let vip = Vip(key: key, flags: flags ?? [], reals: reals.map(\.real))
+            let found = vip.validate(at: path, ringSize: ringSize)
+            for issue in found { root.report(issue) }
+            if entry.key != nil, flags != nil, found.isEmpty { entry.vip = vip }
+        } else {
+            // A real could not be read: check the rest on its own, each under its file index.
+            if let issue = address.checkHost(at: path.appending("address")) { root.report(issue) }
+            for (realIndex, real) in reals {
+                for issue in real.validate(at: path.appending("reals").appending(realIndex), vipAddress: address) { root.report(issue) }
+            }
         }
         return entry
     }
@@ -168,13 +169,10 @@ struct ConfigDecoder {
         var flags: VipFlags? = []
         for element in elements {
             let name = element.string()
-            if let match = VipFlags.named.first(where: { $0.name == name }) {
-                flags?.insert(match.flag)
+            if let name, let flag = VipFlags(named: name) {
+                flags?.insert(flag)
             } else {
-                if name != nil {
-                    element.report("unknown flag \(element.describe()); expected one of "
-                        + VipFlags.named.map(\.name).joined(separator: ", "))
-                }
+                if name != nil { element.report("unknown flag \(element.describe()); expected one of " + VipFlags.named.map(\.name).joined(separator: ", ")) }
                 flags = nil
             }
         }
@@ -182,16 +180,11 @@ struct ConfigDecoder {
         return flags
     }
 
-    private func readReal(_ node: ConfigNode, vipAddress: IPAddress?) -> Real? {
+    /// A real's fields by type; nil when one cannot be read.
+    private func readReal(_ node: ConfigNode) -> Real? {
         guard let fields = node.mapping(keys: Keys.real) else { return nil }
-        let addressNode = fields.required("address")
-        let address = addressNode?.hostAddress()
-        let weight = fields.setting("weight", default: Int(Defaults.weight)) { $0.integer(in: Limits.weight) }
-        if let address, let addressNode, let vipAddress, vipAddress.family == .ipv6, address.family == .ipv4 {
-            addressNode.report("is IPv4 but the VIP \(vipAddress) is IPv6; IPv6 packets cannot travel inside IPv4, "
-                + "so an IPv6 VIP needs IPv6 reals")
-            return nil
-        }
+        let address = fields.required("address")?.ipAddress()
+        let weight = fields.setting("weight", default: Int(Real.defaultWeight)) { $0.integer(Real.weightRule) }
         guard let address, let weight else { return nil }
         return Real(address: address, weight: UInt32(weight))
     }
@@ -208,7 +201,7 @@ struct ConfigDecoder {
             + "lower max_vips or ring_size")
     }
 
-    private func checkVips(_ vips: [VipEntry], in node: ConfigNode, ringSize: Int?, maxVips: Int?, maxReals: Int?) {
+    private func checkVips(_ vips: [VipEntry], in node: ConfigNode, maxVips: Int?, maxReals: Int?) {
         if let maxVips, vips.count > maxVips {
             node.report("lists \(vips.count) VIPs but max_vips is \(maxVips); raise max_vips or remove VIPs")
         }
@@ -221,13 +214,6 @@ struct ConfigDecoder {
                     + "on line \(first.node.line)")
             } else {
                 firstByKey[key] = entry
-            }
-        }
-
-        if let ringSize {
-            for entry in vips where entry.realCount >= ringSize {
-                (entry.realsNode ?? entry.node).report("has \(entry.realCount) reals but ring_size is \(ringSize); "
-                    + "ring_size must be larger than the number of reals of every VIP")
             }
         }
 

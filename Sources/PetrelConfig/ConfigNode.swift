@@ -46,6 +46,31 @@ struct ConfigNode {
         issues.report(message, field: field, at: mark)
     }
 
+    /// Reports an issue found by the model's rules (`Vip.validate`), whose path is
+    /// relative to this node, at the node that path leads to. A field left out (a
+    /// default) is reported at the nearest node that is written.
+    func report(_ issue: ValidationIssue) {
+        var node = self.node
+        walk: for component in issue.path.components {
+            switch (component, node) {
+            case (.key(let key), .mapping):
+                guard let next = node[key] else { break walk }
+                node = next
+            case (.index(let index), .sequence(let sequence)) where index < sequence.count:
+                node = sequence[sequence.index(sequence.startIndex, offsetBy: index)]
+            default:
+                break walk
+            }
+        }
+        issues.report(issue.message, field: path(of: issue.path), at: node.mark)
+    }
+
+    private func path(of relative: FieldPath) -> String {
+        let tail = relative.description
+        if field.isEmpty || tail.isEmpty { return field + tail }
+        return tail.hasPrefix("[") ? field + tail : "\(field).\(tail)"
+    }
+
     func child(_ key: String, _ node: Node) -> ConfigNode {
         ConfigNode(node: node, field: path(of: key), issues: issues)
     }
@@ -77,8 +102,14 @@ struct ConfigNode {
 
     /// A decimal integer inside `range`.
     func integer(in range: ClosedRange<Int>) -> Int? {
+        integer(IntegerRule(range), typeMessage: "must be an integer")
+    }
+
+    /// A decimal integer that `rule` accepts; the messages are the rule's.
+    func integer(_ rule: IntegerRule, typeMessage: String? = nil) -> Int? {
+        let range = rule.range
         guard case .integer(let text) = ScalarMeaning(node) else {
-            report("must be an integer, got \(describe())")
+            report("\(typeMessage ?? rule.expectedInteger), got \(describe())")
             return nil
         }
         let digits = text.filter { $0 != "_" }
@@ -88,11 +119,11 @@ struct ConfigNode {
             return nil
         }
         guard let value = Int(digits.hasPrefix("+") ? String(digits.dropFirst()) : digits) else {
-            report("must be between \(range.lowerBound) and \(range.upperBound), got \(text)")
+            report("\(rule.expected), got \(text)")
             return nil
         }
         guard range.contains(value) else {
-            report("must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+            report("\(rule.expected), got \(value)")
             return nil
         }
         return value

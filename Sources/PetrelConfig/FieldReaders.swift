@@ -36,17 +36,12 @@ extension ConfigNode {
         return bytes
     }
 
-    /// An address that can be a VIP, a real or a gateway: not unspecified, not multicast.
+    /// An address that can be a VIP, a real or a gateway (`IPAddress.checkHost`:
+    /// not unspecified, loopback, multicast, broadcast or reserved).
     func hostAddress() -> IPAddress? {
         guard let address = ipAddress() else { return nil }
-        if address.bytes.allSatisfy({ $0 == 0 }) {
-            report("must be a host address, got the unspecified address \(address)")
-            return nil
-        }
-        let multicast = address.family == .ipv4 ? address.bytes[0] >= 224 : address.bytes[0] == 0xff
-        if multicast {
-            let kind = address.family == .ipv4 && address.bytes.allSatisfy({ $0 == 255 }) ? "broadcast" : "multicast"
-            report("must be a unicast host address, got the \(kind) address \(address)")
+        if let issue = address.checkHost(at: .root) {
+            report(issue.message)
             return nil
         }
         return address

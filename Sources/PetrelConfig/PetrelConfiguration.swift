@@ -146,7 +146,7 @@ extension PetrelConfiguration {
         public static let maxReals = DataPlaneLimits().maxReals
         public static let pinPath = "/sys/fs/bpf/petrel"
         public static let adminSocket = "/run/petrel/admin.sock"
-        public static let weight: UInt32 = 1
+        public static let weight = Real.defaultWeight
     }
 
     /// The ranges the loader accepts. `config/README.md` gives the reason for each.
@@ -157,8 +157,8 @@ extension PetrelConfiguration {
         public static let maxReals = DataPlaneLimits.maxRealsRange
         /// `max_vips * ring_size`; each VIP has two rows of 4-byte real ids, so 8 GiB.
         public static let totalRingSlots = DataPlaneLimits.maxRingSlots
-        public static let weight = 0...Int(Real.maxWeight)
-        public static let port = 0...65_535
+        public static let weight = Real.weightRule.range
+        public static let port = VipKey.portRule.range
         public static let listenPort = 1...65_535
         /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
         public static let mtu = ForwardingSettings.mtuRange

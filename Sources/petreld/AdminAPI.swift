@@ -53,8 +53,7 @@ struct AdminAPI: Sendable {
             case ("GET", ["v1", "vips"]):
                 return json(daemon.balancer.vips.map(VipDocument.init))
             case ("POST", ["v1", "vips"]):
-                let document = try decode(VipDocument.self, request.body)
-                let vip = try document.vip()
+                let vip = try RequestBody.vip(request.body, ringSize: daemon.balancer.limits.ringSize)
                 let existed = daemon.balancer.vips.contains { $0.key == vip.key }
                 return json(ChangeDocument(try daemon.balancer.upsert(vip)), status: existed ? 200 : 201)
             case ("GET", ["v1", "stats"]):
@@ -94,7 +93,7 @@ struct AdminAPI: Sendable {
         case ("DELETE", []):
             return json(ChangeDocument(try daemon.balancer.remove(vip: vip.key)))
         case ("POST", ["reals"]):
-            let real = try decode(RealDocument.self, body).real()
+            let real = try RequestBody.real(body, vipAddress: vip.key.address)
             guard !vip.reals.contains(where: { $0.address == real.address }) else {
                 throw PetrelError.invalid(field: "address", value: "\(real.address)",
                                           expected: "must not already be a real of \(vip.key) (use PUT .../weight to change its weight)")
@@ -110,10 +109,7 @@ struct AdminAPI: Sendable {
             return json(ChangeDocument(try daemon.balancer.upsert(changed)))
         case ("PUT", _) where rest.count == 3 && rest[0] == "reals" && rest[2] == "weight":
             let address = rest[1]
-            let weight = try decode(WeightDocument.self, body).weight
-            guard weight <= Real.maxWeight else {
-                throw PetrelError.invalid(field: "weight", value: "\(weight)", expected: "must be between 0 and 1000000")
-            }
+            let weight = try RequestBody.weight(body)
             return json(ChangeDocument(try daemon.balancer.setWeight(weight, real: try realAddress(address), vip: vip.key)))
         default:
             return AdminAPI.error(404, "no endpoint \(method) /\(parts.joined(separator: "/")) (see docs/operating.md)")
@@ -175,14 +171,6 @@ struct AdminAPI: Sendable {
         return RingDocument(vip: "\(vip.key)", ringSize: size, reals: shares)
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
-        do {
-            return try AdminJSON.decode(type, from: body)
-        } catch {
-            throw RequestError(description: AdminJSON.describe(error))
-        }
-    }
-
     private func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
         HTTPResponse(status: status, body: AdminJSON.encode(value))
     }
@@ -219,11 +207,6 @@ struct AdminAPI: Sendable {
         }
         return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Data(text.text.utf8))
     }
-}
-
-/// A request body that is not the expected JSON; the description names the field.
-struct RequestError: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// Builds a Prometheus text page.

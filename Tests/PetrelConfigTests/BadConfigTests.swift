@@ -198,7 +198,7 @@ let badConfigs: [BadConfig] = [
               - address: 198.18.3.11
               - address: 198.18.3.12
               - address: 198.18.3.13
-        """, field: "vips[0].reals", line: 10, "has 3 reals but ring_size is 3"),
+        """, field: "vips[0].reals", line: 10, "must be fewer than ring_size (3) reals, got 3 reals"),
     BadConfig("connection_table_size zero", minimalYAML + """
         connection_table_size: 0
         """, field: "connection_table_size", line: 4, "must be between 1 and 16777216, got 0"),
@@ -269,19 +269,65 @@ let badConfigs: [BadConfig] = [
           - address: 224.0.0.1
             port: 80
             protocol: tcp
-        """, field: "vips[0].address", line: 5, "multicast address 224.0.0.1"),
+        """, field: "vips[0].address", line: 5, "must be a unicast host address, got 224.0.0.1 (multicast)"),
+    BadConfig("VIP address unspecified", minimalYAML + """
+        vips:
+          - address: 0.0.0.0
+            port: 80
+            protocol: tcp
+        """, field: "vips[0].address", line: 5, "must be a unicast host address, got 0.0.0.0 (unspecified)"),
+    BadConfig("VIP address broadcast", minimalYAML + """
+        vips:
+          - address: 255.255.255.255
+            port: 80
+            protocol: tcp
+        """, field: "vips[0].address", line: 5, "got 255.255.255.255 (broadcast)"),
+    BadConfig("VIP address reserved", minimalYAML + """
+        vips:
+          - address: 240.0.0.1
+            port: 80
+            protocol: tcp
+        """, field: "vips[0].address", line: 5, "got 240.0.0.1 (reserved)"),
+    BadConfig("VIP address loopback", minimalYAML + """
+        vips:
+          - address: "::1"
+            port: 80
+            protocol: tcp
+        """, field: "vips[0].address", line: 5, "got ::1 (loopback)"),
+    BadConfig("real address multicast", minimalYAML + """
+        vips:
+          - address: 198.18.100.1
+            port: 80
+            protocol: tcp
+            reals:
+              - address: 224.0.0.5
+        """, field: "vips[0].reals[0].address", line: 9, "got 224.0.0.5 (multicast)"),
+    BadConfig("real address loopback", minimalYAML + """
+        vips:
+          - address: 198.18.100.1
+            port: 80
+            protocol: tcp
+            reals:
+              - address: 198.18.3.11
+              - address: 127.0.0.1
+        """, field: "vips[0].reals[1].address", line: 10, "got 127.0.0.1 (loopback)"),
+    BadConfig("gateway loopback", """
+        interface: eth0
+        next_hop:
+          gateway: 127.0.0.1
+        """, field: "next_hop.gateway", line: 3, "got 127.0.0.1 (loopback)"),
     BadConfig("port above 65535", minimalYAML + """
         vips:
           - address: 198.18.100.1
             port: 70000
             protocol: tcp
-        """, field: "vips[0].port", line: 6, "must be between 0 and 65535, got 70000"),
+        """, field: "vips[0].port", line: 6, "must be between 0 and 65535 (0: every port), got 70000"),
     BadConfig("port negative", minimalYAML + """
         vips:
           - address: 198.18.100.1
             port: -1
             protocol: tcp
-        """, field: "vips[0].port", line: 6, "must be between 0 and 65535, got -1"),
+        """, field: "vips[0].port", line: 6, "must be between 0 and 65535 (0: every port), got -1"),
     BadConfig("protocol not tcp or udp", minimalYAML + """
         vips:
           - address: 198.18.100.1
@@ -335,7 +381,7 @@ let badConfigs: [BadConfig] = [
               - address: 198.18.3.11
               - address: 198.18.3.12
               - address: 198.18.3.11
-        """, field: "vips[0].reals[2].address", line: 11, "198.18.3.11 is listed twice in this VIP; the first is vips[0].reals[0] on line 9"),
+        """, field: "vips[0].reals[2].address", line: 11, "must not repeat a real of this VIP (it is reals[0] too), got 198.18.3.11"),
     BadConfig("IPv4 real behind an IPv6 VIP", minimalYAML + """
         vips:
           - address: "fd50:0:100::1"
@@ -343,7 +389,7 @@ let badConfigs: [BadConfig] = [
             protocol: tcp
             reals:
               - address: 198.18.3.11
-        """, field: "vips[0].reals[0].address", line: 9, "is IPv4 but the VIP fd50:0:100::1 is IPv6"),
+        """, field: "vips[0].reals[0].address", line: 9, "must be IPv6 for the IPv6 VIP fd50:0:100::1 (IPv6 packets cannot travel inside IPv4), got 198.18.3.11"),
     BadConfig("weight too large", minimalYAML + """
         vips:
           - address: 198.18.100.1
@@ -361,7 +407,7 @@ let badConfigs: [BadConfig] = [
             reals:
               - address: 198.18.3.11
                 weight: 1.5
-        """, field: "vips[0].reals[0].weight", line: 10, "must be an integer, got 1.5"),
+        """, field: "vips[0].reals[0].weight", line: 10, "must be an integer between 0 and 1000000, got 1.5"),
     BadConfig("real given as a bare address", minimalYAML + """
         vips:
           - address: 198.18.100.1

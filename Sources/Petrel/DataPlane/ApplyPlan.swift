@@ -1,11 +1,6 @@
 import CPetrelABI
 import PetrelBPF
 
-extension Real {
-    /// The largest weight accepted; weights are relative, so this only bounds arithmetic.
-    public static let maxWeight: UInt32 = 1_000_000
-}
-
 /// What the control plane believes is in the maps: VIP entries, ring rows and real ids.
 struct AppliedState {
     var vips: [VipKey: Vip] = [:]
@@ -85,10 +80,9 @@ struct ApplyPlan {
         var position: [VipKey: Int] = [:]
         desired.reserveCapacity(list.count)
         for (i, vip) in list.enumerated() {
-            if let first = position[vip.key] {
-                throw .invalid(field: "vips[\(i)]", value: "\(vip.key)", expected: "must be unique (same VIP as vips[\(first)])")
+            if let issue = Vip.duplicate(vip.key, at: ["vips", .index(i)], first: &position, index: i, list: ["vips"]) {
+                throw PetrelError(issue)
             }
-            position[vip.key] = i
             desired[vip.key] = vip
         }
         guard desired.count <= limits.maxVips else {
@@ -102,7 +96,11 @@ struct ApplyPlan {
             return current.needsFullRewrite || old != desired[key]!
         }.sorted()
         let removed = current.vips.keys.filter { desired[$0] == nil }.sorted()
-        for key in added + changed { try ApplyPlan.validate(desired[key]!, field: "vips[\(position[key]!)]") }
+        for key in added + changed {
+            if let issue = desired[key]!.validate(at: ["vips", .index(position[key]!)], ringSize: limits.ringSize).first {
+                throw PetrelError(issue)
+            }
+        }
 
         var realUsers = current.realUsers
         for key in changed + removed { for real in current.vips[key]!.reals { realUsers[real.address]! -= 1 } }
@@ -174,27 +172,6 @@ struct ApplyPlan {
         self.newIndices = newIndices
         self.rings = rings
         self.newRows = newRows
-    }
-
-    /// Checks one VIP on its own: flags, reals, families, weights.
-    static func validate(_ vip: Vip, field: String) throws(PetrelError) {
-        let unknown = vip.flags.rawValue & ~UInt32(PETREL_VIP_KNOWN_FLAGS)
-        guard unknown == 0 else { throw .invalid(field: "\(field).flags", value: "0x\(String(unknown, radix: 16))", expected: "must be known flags") }
-        var seen: [IPAddress: Int] = [:]
-        for (r, real) in vip.reals.enumerated() {
-            let realField = "\(field).reals[\(r)]"
-            if let first = seen[real.address] {
-                throw .invalid(field: "\(realField).address", value: "\(real.address)", expected: "must be unique in the VIP (same as reals[\(first)])")
-            }
-            seen[real.address] = r
-            if vip.key.address.family == .ipv6 && real.address.family == .ipv4 {
-                throw .invalid(field: "\(realField).address", value: "\(real.address)",
-                               expected: "must be IPv6 for an IPv6 VIP (IPv6 cannot be carried in IPv4)")
-            }
-            guard real.weight <= Real.maxWeight else {
-                throw .invalid(field: "\(realField).weight", value: "\(real.weight)", expected: "must be between 0 and \(Real.maxWeight)")
-            }
-        }
     }
 
     /// Writes the plan so that every VIP switches from its old state to its new

@@ -180,10 +180,12 @@ public final class LoadBalancer: @unchecked Sendable {
         try change { _ in vips }
     }
 
-    /// Adds a VIP, or replaces the one with the same key.
+    /// Adds a VIP, or replaces the one with the same key. A refused VIP's
+    /// error names its own fields (`reals[0].address`), not its place in the list.
     @discardableResult
     public func upsert(_ vip: Vip) throws(PetrelError) -> ApplyReport {
-        try change { current in current.filter { $0.key != vip.key } + [vip] }
+        if let issue = vip.validate(ringSize: limits.ringSize).first { throw PetrelError(issue) }
+        return try change { current in current.filter { $0.key != vip.key } + [vip] }
     }
 
     /// Removes a VIP; established flows to it stop being forwarded.

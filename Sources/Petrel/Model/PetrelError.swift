@@ -16,7 +16,7 @@ public enum PetrelError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case let .invalid(field, value, expected):
-            return "\(field): \(expected), got \(value)"
+            return "\(field): \(expected)" + (value.isEmpty ? "" : ", got \(value)")
         case let .limitExceeded(limit, requested, maximum):
             return "\(limit): \(requested) requested, the limit is \(maximum)"
         case let .kernel(error):

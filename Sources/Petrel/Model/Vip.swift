@@ -12,6 +12,9 @@ public struct VipFlags: OptionSet, Hashable, Sendable {
     /// Hash on the destination port only: one real per port, whatever the client.
     public static let hashDestinationPortOnly = VipFlags(rawValue: UInt32(PETREL_VIP_HASH_DST_PORT_ONLY))
 
+    /// Every flag the data plane knows.
+    public static let known = VipFlags(rawValue: UInt32(PETREL_VIP_KNOWN_FLAGS))
+
     /// Every flag with its config-file name, in a stable order.
     public static let named: [(name: String, flag: VipFlags)] = [
         ("hash_without_source_port", .hashWithoutSourcePort),
