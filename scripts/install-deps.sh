@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Petrel needs on a fresh Debian machine of this kind (as root):
 # libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
-# bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots.
+# bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
+# curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests.
 # Quick when everything is already there.
 set -euo pipefail
 
@@ -14,6 +15,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Without recommends: prometheus would bring node-exporter; the tests run their own server.
+observability=(curl prometheus tmux tcpdump)
+missing=()
+for package in "${observability[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Pinned maps live on bpffs.

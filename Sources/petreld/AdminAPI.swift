@@ -181,55 +181,8 @@ struct AdminAPI: Sendable {
 
     // MARK: Metrics
 
-    /// Prometheus text exposition format (version 0.0.4).
+    /// The Prometheus page (see DaemonMetrics); runs on the daemon's queue.
     func metrics() -> HTTPResponse {
-        var text = MetricsPage()
-        let status = daemon.status()
-        text.gauge("petrel_config_generation", "Config generation: 1 at start, +1 per successful reload.", [([], Double(status.generation))])
-        text.counter("petrel_config_reloads_total", "Reloads by result.",
-                     [([("result", "success")], UInt64(status.reloadsSucceeded)), ([("result", "failure")], UInt64(status.reloadsFailed))])
-        text.gauge("petrel_attached", "1 while the balancer is attached to the interface.",
-                   [([("interface", status.interface)], status.attached ? 1 : 0)])
-        text.gauge("petrel_adopted_pinned_maps", "1 when this petreld adopted maps pinned by an earlier one.", [([], status.adopted ? 1 : 0)])
-        text.gauge("petrel_vips", "VIPs served.", [([], Double(status.vips))])
-        if let stats = try? daemon.balancer.stats() {
-            text.counter("petrel_packets_total", "Packets by what the data plane did with them (rx: every packet seen).",
-                         StatReason.allCases.map { ([("reason", $0.name)], stats[$0]) })
-            let vips = stats.vips.sorted { $0.key < $1.key }
-            func vipLabels(_ key: VipKey) -> [(String, String)] {
-                [("vip", "\(key)"), ("protocol", key.proto.rawValue), ("address", "\(key.address)"), ("port", "\(key.port)")]
-            }
-            text.counter("petrel_vip_packets_total", "Packets forwarded per VIP.", vips.map { (vipLabels($0.key), $0.value.packets) })
-            text.counter("petrel_vip_bytes_total", "Bytes forwarded per VIP (before encapsulation).", vips.map { (vipLabels($0.key), $0.value.bytes) })
-            let reals = stats.reals.sorted { $0.key < $1.key }
-            text.counter("petrel_real_packets_total", "Packets forwarded per real.", reals.map { ([("real", "\($0.key)")], $0.value.packets) })
-            text.counter("petrel_real_bytes_total", "Bytes forwarded per real (before encapsulation).", reals.map { ([("real", "\($0.key)")], $0.value.bytes) })
-        }
-        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Data(text.text.utf8))
-    }
-}
-
-/// Builds a Prometheus text page.
-struct MetricsPage {
-    private(set) var text = ""
-
-    mutating func counter(_ name: String, _ help: String, _ samples: [([(String, String)], UInt64)]) {
-        family(name, help, "counter", samples.map { ($0.0, String($0.1)) })
-    }
-
-    mutating func gauge(_ name: String, _ help: String, _ samples: [([(String, String)], Double)]) {
-        family(name, help, "gauge", samples.map { ($0.0, $0.1 == $0.1.rounded() ? String(Int64($0.1)) : String($0.1)) })
-    }
-
-    private mutating func family(_ name: String, _ help: String, _ type: String, _ samples: [([(String, String)], String)]) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        for (labels, value) in samples {
-            let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-            text += "\(name)\(rendered) \(value)\n"
-        }
-    }
-
-    private func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        HTTPResponse(status: 200, contentType: MetricsPage.contentType, body: Data(DaemonMetrics(daemon: daemon).render().utf8))
     }
 }

@@ -16,6 +16,8 @@ final class DaemonHarness {
     var socketPath: String { directory + "/run/admin.sock" }
     var pinPath: String { directory + "/bpf/petrel" }
     private(set) var daemon: Process?
+    /// petreld's pid (`ip netns exec` execs it in place).
+    var daemonPID: Int32? { daemon.map(\.processIdentifier) }
     var daemonLog: String { (try? String(contentsOfFile: directory + "/petreld.log", encoding: .utf8)) ?? "" }
 
     /// Where `petreld` and `petrel` were built: next to the test bundle.
@@ -118,8 +120,39 @@ final class DaemonHarness {
 
     /// Sends `count` UDP datagrams from veth1 towards the VIP through veth0 (where the balancer sees them).
     func sendTraffic(count: Int) throws {
-        // Raw frames on veth1: both veth ends are in one namespace, so the IP stack would not use the link.
-        let script = """
+        let script = DaemonHarness.frameScript + """
+        for i in range(\(count)):
+            s.send(frame)
+        """
+        let result = try capture("/usr/sbin/ip", ["netns", "exec", namespace, "python3", "-c", script])
+        guard result.status == 0 else { throw Failure(description: "sending traffic failed: \(result.output)") }
+    }
+
+    /// Starts sending `rate` datagrams a second (on a fixed schedule, so the average
+    /// holds even if the machine is busy) for `seconds`, in the background.
+    func startTraffic(rate: Int, seconds: Int) throws -> Process {
+        let script = DaemonHarness.frameScript + """
+        import time
+        start = time.monotonic()
+        for i in range(\(rate * seconds)):
+            delay = start + i / \(rate) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            s.send(frame)
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", namespace, "python3", "-c", script]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Python that builds `frame` (a UDP datagram 198.18.1.2:40000 -> 198.18.100.1:53 from
+    /// veth1 to veth0) and a raw socket `s` on veth1: both veth ends are in one namespace,
+    /// so the IP stack would not use the link.
+    private static let frameScript = """
         import socket, struct
         def csum(b):
             s = sum(struct.unpack("!10H", b))
@@ -132,14 +165,11 @@ final class DaemonHarness {
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
                          socket.inet_aton("198.18.1.2"), socket.inet_aton("198.18.100.1"))
         ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        frame = dst + src + b"\\x08\\x00" + ip + udp
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind(("veth1", 0))
-        for i in range(\(count)):
-            s.send(dst + src + b"\\x08\\x00" + ip + udp)
+
         """
-        let result = try capture("/usr/sbin/ip", ["netns", "exec", namespace, "python3", "-c", script])
-        guard result.status == 0 else { throw Failure(description: "sending traffic failed: \(result.output)") }
-    }
 
     func inNamespaceOutput(_ arguments: [String]) throws -> String {
         try capture("/usr/sbin/ip", ["netns", "exec", namespace] + arguments).output

@@ -51,8 +51,8 @@ struct DaemonTests {
         #expect(noVip.output.contains("no VIP matches"))
 
         let metrics = try harness.inNamespaceOutput(["curl", "-s", "http://127.0.0.1:9181/metrics"])
-        #expect(metrics.contains("petrel_packets_total{reason=\"rx\"}"))
-        #expect(metrics.contains("petrel_vip_packets_total{vip=\"udp/198.18.100.1:53\""))
+        #expect(metrics.contains("petrel_received_packets_total "))
+        #expect(metrics.contains("petrel_vip_forwarded_packets_total{vip=\"udp/198.18.100.1:53\""))
         #expect(metrics.contains("petrel_config_generation 1"))
 
         // SIGTERM without --keep-forwarding-on-exit: detached, pins removed, socket removed.
