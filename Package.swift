@@ -70,7 +70,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "PetrelTests", dependencies: ["Petrel"]),
+        .testTarget(name: "PetrelTests", dependencies: ["Petrel", "CPetrelABI"]),
         .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),

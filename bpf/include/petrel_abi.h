@@ -106,7 +106,12 @@ struct petrel_traffic {
 
 /* ---- Counters -------------------------------------------------------------- */
 
-/* Every packet is counted once under RX and once under exactly one outcome
+/* Swift's StatReason and Decapsulator.Outcome are pinned to these enums by
+ * PetrelTests/CounterABITests: same order, same count, and each metric name is
+ * the constant's name after the prefix, in lower case (PETREL_STAT_DROP_NO_REAL
+ * is drop_no_real). Outcomes are FORWARD, PASS_* and DROP_*; the rest are not.
+ *
+ * Every packet is counted once under RX and once under exactly one outcome
  * (a FORWARD, PASS_* or DROP_* reason), so RX equals the sum of the outcomes.
  * The EVENT_* counters are extra facts about how the real was chosen; they are
  * counted as the choice is made, before the packet's outcome is known. */
@@ -123,9 +128,9 @@ enum petrel_stat {
 	PETREL_STAT_DROP_TOO_BIG,         /* encapsulated packet would exceed the MTU */
 	PETREL_STAT_DROP_ENCAP_FAILED,    /* the kernel refused to grow the packet */
 	PETREL_STAT_DROP_NO_CONFIG,       /* the control plane has not configured the program */
-	PETREL_STAT_EVENT_NEW_CONN,       /* a new decision from the ring */
-	PETREL_STAT_EVENT_CONN_HIT,       /* the per-CPU connection table knew the flow */
-	PETREL_STAT_EVENT_SHARED_HIT,     /* the shared connection table knew the flow */
+	PETREL_STAT_EVENT_NEW_CONNECTION, /* a new decision from the ring */
+	PETREL_STAT_EVENT_CONNECTION_HIT, /* the per-CPU connection table knew the flow */
+	PETREL_STAT_EVENT_SHARED_TABLE_HIT, /* the shared connection table knew the flow */
 	PETREL_STAT_EVENT_LRU_MISS,       /* a non-SYN TCP packet of a flow nobody knew */
 	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
 	PETREL_STAT_EVENT_NO_CPU_TABLE,   /* no per-CPU table on this CPU: the shared one alone was used */

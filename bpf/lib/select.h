@@ -95,13 +95,13 @@ static __always_inline int choice_from_tables(const struct packet *pkt, void *cp
 	struct petrel_conn *conn;
 
 	if (cpu_table && take_remembered(bpf_map_lookup_elem(cpu_table, &pkt->flow), out)) {
-		count_stat(PETREL_STAT_EVENT_CONN_HIT);
+		count_stat(PETREL_STAT_EVENT_CONNECTION_HIT);
 		return 1;
 	}
 	conn = bpf_map_lookup_elem(&conn_shared, &pkt->flow);
 	if (!take_remembered(conn, out))
 		return 0;
-	count_stat(PETREL_STAT_EVENT_SHARED_HIT);
+	count_stat(PETREL_STAT_EVENT_SHARED_TABLE_HIT);
 	/* Teach this CPU's table, so the next packet stays on the fast path. */
 	if (cpu_table && !pkt->icmp_error)
 		bpf_map_update_elem(cpu_table, &pkt->flow, conn, BPF_ANY);
@@ -163,7 +163,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 		return PETREL_STAT_DROP_NO_REAL;
 
 	if (!pkt->icmp_error) {
-		count_stat(PETREL_STAT_EVENT_NEW_CONN);
+		count_stat(PETREL_STAT_EVENT_NEW_CONNECTION);
 		if (use_tables)
 			remember_choice(pkt, cpu_table, out);
 	}

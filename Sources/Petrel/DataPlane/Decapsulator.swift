@@ -14,7 +14,8 @@ public final class Decapsulator: @unchecked Sendable {
     private let addresses: BPFMap
     private let counters: BPFMap
 
-    /// What happened to the packets the decapsulator saw.
+    /// What happened to the packets the decapsulator saw: enum petrel_decap_stat, in
+    /// its order and by its names (pinned by CounterABITests).
     public enum Outcome: UInt32, CaseIterable, Sendable {
         case rx = 0, decapsulated, passNotTunnel, passNotLocal, passFragment, dropMalformed, dropAdjustFailed
 

@@ -11,7 +11,8 @@ public struct Traffic: Hashable, Sendable, Codable {
     }
 }
 
-/// The data plane's global counters (enum petrel_stat). RX counts every packet;
+/// The data plane's global counters (enum petrel_stat, in its order; each name is
+/// the C constant's after PETREL_STAT_, in lower case: CounterABITests pins both). RX counts every packet;
 /// each packet also lands in exactly one outcome (forward, pass_*, drop_*).
 /// The event_* counters are extra facts about how the real was chosen.
 public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
@@ -58,16 +59,14 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// Whether this counter is a packet outcome (the outcomes add up to rx).
+    /// Whether this counter is a packet outcome (the outcomes add up to rx): by the
+    /// header's naming, `forward` and every `pass_*` and `drop_*` reason.
     public var isOutcome: Bool {
-        switch self {
-        case .forward, .passNotIP, .passNotVip, .passFragment, .passUnsupported, .passICMP,
-             .dropMalformed, .dropNoReal, .dropTooBig, .dropEncapFailed, .dropNoConfig:
-            true
-        case .rx, .eventNewConnection, .eventConnectionHit, .eventSharedTableHit, .eventLRUMiss, .eventICMPForward, .eventNoCPUTable:
-            false
-        }
+        name == "forward" || name.hasPrefix("pass_") || name.hasPrefix("drop_")
     }
+
+    /// How many reasons the data plane counts (PETREL_STAT_COUNT).
+    public static let count = Int(PETREL_STAT_COUNT.rawValue)
 }
 
 /// A snapshot of every counter.
