@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "PetrelTests", dependencies: ["Petrel", "CPetrelABI"]),
         .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
-        .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "petreld", "petrel"]),
+        .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
         // The same bad VIPs through the config file, the admin API's body reader and the library.
         .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin"]),

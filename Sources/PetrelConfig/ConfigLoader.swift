@@ -8,9 +8,9 @@ import Yams
 /// the value found and what was expected. The format and the rules are in
 /// `config/README.md`.
 public enum ConfigLoader {
-    /// Reads the file at `path`; issues name the file as `path`.
+    /// Reads the file at `path` once, whole and settled (see `ConfigFile`); issues name the file as `path`.
     public static func load(path: String) throws(ConfigError) -> PetrelConfiguration {
-        let text = try readText(path: path)
+        let text = try ConfigFile.read(path: path)
         return try parse(yaml: text, fileName: path)
     }
 
@@ -27,26 +27,6 @@ public enum ConfigLoader {
             throw ConfigError(issues: issues.issues)
         }
         return config
-    }
-
-    // MARK: Reading the file
-
-    private static func readText(path: String) throws(ConfigError) -> String {
-        func failure(_ message: String) -> ConfigError {
-            ConfigError(issues: [ConfigIssue(file: path, line: 0, column: 0, field: "", message: message)])
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw failure("cannot read the config file: it does not exist")
-        }
-        guard !isDirectory.boolValue else { throw failure("cannot read the config file: it is a directory") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw failure("cannot read the config file: permission denied or I/O error")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw failure("cannot read the config file: it is not UTF-8 text")
-        }
-        return text
     }
 
     // MARK: YAML syntax errors

@@ -9,7 +9,7 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Validate a config file without a daemon.",
         discussion: """
-        Prints every issue as FILE:LINE:COLUMN: FIELD: MESSAGE; exit status 1 if there is any.
+        Prints every issue as FILE:LINE:COLUMN: FIELD: MESSAGE. Exit status 0 when the file is valid, 2 when it is not (the status petreld exits with when it refuses to start on it).
 
         Examples:
           petrel check --config /etc/petrel/petrel.yaml
@@ -26,7 +26,7 @@ struct CheckCommand: ParsableCommand {
         } catch {
             for issue in error.issues { print(issue) }
             print("\(config): \(error.issues.count) issue(s)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.invalidConfig)
         }
     }
 }

@@ -59,7 +59,7 @@ struct PetreldCommand: ParsableCommand {
         } catch {
             for issue in error.issues { FileHandle.standardError.write(Data("\(issue)\n".utf8)) }
             FileHandle.standardError.write(Data("petreld: \(config) has \(error.issues.count) issue(s); not starting\n".utf8))
-            throw ExitCode(2)
+            throw ExitCode(ExitStatus.invalidConfig)
         }
 
         signal(SIGPIPE, SIG_IGN)
@@ -74,7 +74,7 @@ struct PetreldCommand: ParsableCommand {
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             FileHandle.standardError.write(Data("petreld: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.failure)
         }
 
         var sources: [DispatchSourceSignal] = []
