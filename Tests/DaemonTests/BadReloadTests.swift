@@ -54,7 +54,7 @@ import Testing
         var forwarded = try forwardCount(harness)
 
         for (what, edit, field) in Self.cases {
-            try edit(good).write(toFile: harness.configPath, atomically: true, encoding: .utf8)
+            try harness.installConfig(edit(good))
             let reload = harness.petrel(["reload"])
             #expect(reload.status != 0, "\(what): the reload was accepted")
             #expect(reload.output.contains(field), "\(what): the refusal does not name \(field): \(reload.output)")

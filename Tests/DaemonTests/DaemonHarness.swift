@@ -80,6 +80,14 @@ final class DaemonHarness {
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// Replaces the config file by rename, dated a few seconds back: a file written
+    /// earlier, so a reload reads it at once instead of waiting for it to settle.
+    func installConfig(_ text: String) throws {
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let earlier = timespec(tv_sec: time(nil) - 5, tv_nsec: 0)
+        _ = [earlier, earlier].withUnsafeBufferPointer { utimensat(AT_FDCWD, configPath, $0.baseAddress, 0) }
+    }
+
     /// Starts petreld and waits (bounded) until it answers on its socket.
     func start(keepForwarding: Bool = false) throws {
         let process = Process()
