@@ -146,7 +146,20 @@ enum petrel_decap_stat {
 	PETREL_DECAP_PASS_FRAGMENT,       /* fragmented tunnel packet: left to the kernel, which reassembles */
 	PETREL_DECAP_DROP_MALFORMED,      /* tunnel packet cut short or lying about its length */
 	PETREL_DECAP_DROP_ADJUST_FAILED,  /* the kernel refused to strip the outer header */
+	PETREL_DECAP_DECAPSULATED_GUE,    /* GUE (UDP) outer headers stripped, inner packet passed */
+	PETREL_DECAP_DROP_GUE_MALFORMED,  /* to our GUE port but not a whole GUE variant 1 packet */
 	PETREL_DECAP_STAT_COUNT
+};
+
+/* GUE (Generic UDP Encapsulation, variant 1): the inner IP packet follows the
+ * outer UDP header directly; its first nibble (4 or 6) says the inner family.
+ * The default destination port; operators may choose another. */
+#define PETREL_GUE_DEFAULT_PORT 6080
+
+/* The decap program's settings, one entry in decap_settings. */
+struct petrel_decap_settings {
+	__be16 gue_port_be;  /* UDP port of GUE packets to strip; 0: GUE off */
+	__u8   pad[2];
 };
 
 /* The decap program strips tunnels whose outer destination is in this map. */

@@ -2,7 +2,8 @@ import CPetrelABI
 import PetrelBPF
 import PetrelObjects
 
-/// The decapsulation program for the reals: strips the IP-in-IP header of
+/// The decapsulation program for the reals: strips the IP-in-IP header, or the
+/// outer IP and UDP headers of GUE variant 1 packets sent to `guePort`, of
 /// packets addressed to one of `localAddresses` and hands the inner packet to
 /// the kernel. Once attached it stays attached after this process exits.
 public final class Decapsulator: @unchecked Sendable {
@@ -10,14 +11,20 @@ public final class Decapsulator: @unchecked Sendable {
     /// The loaded program, for BPF_PROG_TEST_RUN.
     public let program: BPFProgram
     public let localAddresses: [IPAddress]
+    /// The UDP port GUE packets arrive on (nil: GUE packets are not stripped).
+    public let guePort: UInt16?
+    /// The port the balancer sends GUE to unless configured otherwise.
+    public static let defaultGUEPort = UInt16(PETREL_GUE_DEFAULT_PORT)
     private let object: BPFObject
     private let addresses: BPFMap
     private let counters: BPFMap
+    private let settings: BPFMap
 
     /// What happened to the packets the decapsulator saw: enum petrel_decap_stat, in
     /// its order and by its names (pinned by CounterABITests).
     public enum Outcome: UInt32, CaseIterable, Sendable {
         case rx = 0, decapsulated, passNotTunnel, passNotLocal, passFragment, dropMalformed, dropAdjustFailed
+        case decapsulatedGUE, dropGUEMalformed
 
         public var name: String {
             switch self {
@@ -28,17 +35,26 @@ public final class Decapsulator: @unchecked Sendable {
             case .passFragment: "pass_fragment"
             case .dropMalformed: "drop_malformed"
             case .dropAdjustFailed: "drop_adjust_failed"
+            case .decapsulatedGUE: "decapsulated_gue"
+            case .dropGUEMalformed: "drop_gue_malformed"
             }
         }
     }
 
-    public init(localAddresses: [IPAddress]) throws(PetrelError) {
+    /// `guePort`: strip GUE packets sent to this UDP port (the balancer's
+    /// `gue_port`); nil leaves UDP alone.
+    public init(localAddresses: [IPAddress], guePort: UInt16? = Decapsulator.defaultGUEPort) throws(PetrelError) {
+        if guePort == 0 {
+            throw .invalid(field: "gue_port", value: "0", expected: "must be a UDP port 1-65535 (nil leaves UDP alone)")
+        }
         self.localAddresses = localAddresses
-        (object, program, addresses, counters) = try kernel {
+        self.guePort = guePort
+        (object, program, addresses, counters, settings) = try kernel {
             let object = try BPFObject(name: "petrel_decap", elf: EmbeddedBPFObject.decap.bytes)
             try object.load()
             return (object, try object.program(named: Decapsulator.programName),
-                    try object.map(named: "decap_addrs"), try object.map(named: "decap_stats"))
+                    try object.map(named: "decap_addrs"), try object.map(named: "decap_stats"),
+                    try object.map(named: "decap_settings"))
         }
         guard localAddresses.count <= addresses.maxEntries else {
             throw .limitExceeded(limit: "decapsulation addresses", requested: localAddresses.count, maximum: addresses.maxEntries)
@@ -50,6 +66,9 @@ public final class Decapsulator: @unchecked Sendable {
                 key.family = address.abiFamily
                 try addresses.update(key, UInt32(1))
             }
+            var value = petrel_decap_settings()
+            value.gue_port_be = (guePort ?? 0).bigEndian
+            try settings.update(UInt32(0), value)
         }
     }
 
@@ -61,6 +80,7 @@ public final class Decapsulator: @unchecked Sendable {
             let copy = try BPFObject(name: "petrel_decap", elf: EmbeddedBPFObject.decap.bytes)
             try copy.reuse(map: "decap_addrs", from: addresses)
             try copy.reuse(map: "decap_stats", from: counters)
+            try copy.reuse(map: "decap_settings", from: settings)
             try XDPAttachment.attach(object: copy, program: Decapsulator.programName, to: interface, mode: mode)
         }
     }
