@@ -2,11 +2,12 @@
 # Installs what Petrel needs on a fresh Debian machine of this kind (as root):
 # libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
 # bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
-# curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests.
+# curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests;
+# aioquic (pip) for the QUIC test hosts.
 # Quick when everything is already there.
 set -euo pipefail
 
-packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool xdp-tools iproute2 ethtool python3 python3-matplotlib)
+packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool xdp-tools iproute2 ethtool python3 python3-pip python3-matplotlib)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -27,6 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# aioquic (PyPI): the real QUIC stack behind the QUIC connection-ID routing tests
+# (scripts/quic_host.py). Installed for the python3 the tests run.
+if ! python3 -c "import aioquic" 2>/dev/null; then
+    echo "install-deps: installing aioquic (pip)" >&2
+    python3 -m pip install --quiet "aioquic>=1.2,<2" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "aioquic>=1.2,<2"
 fi
 
 # Pinned maps live on bpffs.
