@@ -1,60 +1,4 @@
 import CPetrelABI
-import PetrelBPF
-
-/// What the control plane believes is in the maps: VIP entries, ring rows and real ids.
-struct AppliedState {
-    var vips: [VipKey: Vip] = [:]
-    /// Per VIP, its entry in vip_stats (fixed for the VIP's life).
-    var vipIndex: [VipKey: UInt32] = [:]
-    /// Per VIP, the ring row it points at now.
-    var ringRow: [VipKey: UInt32] = [:]
-    /// Per ring row in use, the real ids as written to the kernel.
-    var rows: [UInt32: [UInt32]] = [:]
-    var realIds: [IPAddress: UInt32] = [:]
-    var realAddresses: [UInt32: IPAddress] = [:]
-    /// How many VIPs list each real: a real is released when no VIP does.
-    var realUsers: [IPAddress: Int] = [:]
-    /// Per real id, the generation last written (bumped on reuse).
-    var realGenerations: [UInt32]
-    /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
-    var needsFullRewrite = false
-
-    init(limits: DataPlaneLimits) {
-        realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
-    }
-
-    func address(ofReal id: UInt32) -> IPAddress? { realAddresses[id] }
-    func generation(ofReal id: UInt32) -> UInt32 { Int(id) < realGenerations.count ? realGenerations[Int(id)] : 0 }
-
-    /// The ring's real ids for a VIP as the kernel has them.
-    func ring(of key: VipKey) -> [UInt32]? { ringRow[key].flatMap { rows[$0] } }
-
-    /// Rebuilds the state from the maps (left by an earlier process, or after a
-    /// failed write). Weights are not stored in the maps, so each VIP's reals are
-    /// read from its ring with weights proportional to their slots; the next apply
-    /// rewrites them anyway.
-    static func read(from maps: BalancerMaps, limits: DataPlaneLimits) throws(PetrelError) -> AppliedState {
-        let snapshot = try DataPlaneSnapshot.read(from: maps, limits: limits)
-        var state = AppliedState(limits: limits)
-        state.needsFullRewrite = true
-        state.realGenerations = snapshot.generations
-        for (id, address) in snapshot.reals {
-            state.realIds[address] = id
-            state.realAddresses[id] = address
-        }
-        for (key, entry) in snapshot.vips {
-            var slots: [UInt32: UInt32] = [:]
-            for id in entry.slots where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
-            let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
-            state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
-            for real in reals { state.realUsers[real.address, default: 0] += 1 }
-            state.vipIndex[key] = entry.statsIndex
-            state.ringRow[key] = entry.row
-            state.rows[entry.row] = entry.slots
-        }
-        return state
-    }
-}
 
 /// A validated change from the current state to a desired list of VIPs, with
 /// every ring computed, ready to be written.
@@ -72,10 +16,7 @@ struct ApplyPlan {
     private let rings: [VipKey: [UInt32]]
     /// Free rows the changed rings are written to, by VIP.
     private let newRows: [VipKey: UInt32]
-    private let limits: DataPlaneLimits
-
     init(desired list: [Vip], current: AppliedState, limits: DataPlaneLimits) throws(PetrelError) {
-        self.limits = limits
         var desired: [VipKey: Vip] = [:]
         var position: [VipKey: Int] = [:]
         desired.reserveCapacity(list.count)
@@ -174,74 +115,77 @@ struct ApplyPlan {
         self.newRows = newRows
     }
 
-    /// Writes the plan so that every VIP switches from its old state to its new
-    /// one in a single step: new reals first; each new ring into a free row; then
-    /// the VIP entry, pointing at that row (one atomic map update); a removed VIP
-    /// is unhooked first; old rows and reals are released last.
-    func write(to maps: BalancerMaps, state: inout AppliedState) throws(PetrelError) -> ApplyReport {
-        var report = ApplyReport()
-        // Until the last step succeeds, the next apply must not trust the state.
-        state.needsFullRewrite = true
-        try kernel {
-            for (address, id) in newReals {
-                var real = petrel_real()
-                real.addr_be = address.abiWords
-                real.family = address.abiFamily
-                real.generation = state.generation(ofReal: id) &+ 1
-                try maps.realStats.updatePerCPU(id, petrel_traffic())
-                try maps.reals.update(id, real)
-                state.realGenerations[Int(id)] = real.generation
-                state.realIds[address] = id
-                state.realAddresses[id] = address
-                report.realsAdded += 1
-            }
-            var releasedRows: [UInt32] = []
-            for key in added + changed {
-                let vip = desired[key]!
-                let index = newIndices[key] ?? state.vipIndex[key]!
-                let oldRow = state.ringRow[key]
-                var row = oldRow ?? 0
-                if let newRow = newRows[key] {
-                    let ring = rings[key]!
-                    let slotsChanged = state.ring(of: key).map { old in zip(old, ring).filter { $0 != $1 }.count } ?? ring.count
-                    try maps.ring.update(newRow, elements: ring)
-                    state.rows[newRow] = ring
-                    report.ringSlotsChanged += slotsChanged
-                    row = newRow
-                }
-                var meta = petrel_vip_meta()
-                meta.flags = vip.flags.rawValue
-                meta.vip_index = index
-                meta.ring_row = row
-                if newIndices[key] != nil { try maps.vipStats.updatePerCPU(index, petrel_traffic()) }
-                try maps.vips.update(key.abi, meta)
-                state.vipIndex[key] = index
+    // MARK: The writes, in order
+
+    /// The writes that carry the data plane from `current` (the state this plan
+    /// was made from) to the desired VIPs, so that every VIP switches from its old
+    /// state to its new one in a single step: new reals first; each new ring into
+    /// a free row; then the VIP entry, pointing at that row (one atomic map
+    /// update); removed VIPs are unhooked; reals no VIP uses any more are
+    /// released last. Rows are not cleared: nothing points at a released row, and
+    /// the next VIP to use one writes it whole before pointing at it.
+    func writes(from current: AppliedState) -> [MapWrite] {
+        var writes: [MapWrite] = []
+        for (address, id) in newReals {
+            writes.append(.resetRealTraffic(id: id))
+            writes.append(.real(id: id, address: address, generation: current.generation(ofReal: id) &+ 1))
+        }
+        for key in added + changed {
+            let index = newIndices[key] ?? current.vipIndex[key]!
+            if let row = newRows[key] { writes.append(.ringRow(row: row, slots: rings[key]!)) }
+            if newIndices[key] != nil { writes.append(.resetVipTraffic(index: index)) }
+            writes.append(.vip(key, flags: desired[key]!.flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
+        }
+        for key in removed { writes.append(.removeVip(key)) }
+        for (_, id) in releasedReals {
+            writes.append(.real(id: id, address: nil, generation: current.generation(ofReal: id)))
+        }
+        return writes
+    }
+
+    /// What the maps hold once every write of `writes(from: current)` succeeded.
+    func applied(to current: AppliedState) -> AppliedState {
+        var state = current
+        for (address, id) in newReals {
+            state.realGenerations[Int(id)] = current.generation(ofReal: id) &+ 1
+            state.realIds[address] = id
+            state.realAddresses[id] = address
+        }
+        for key in added + changed {
+            if let index = newIndices[key] { state.vipIndex[key] = index }
+            if let row = newRows[key] {
+                if let oldRow = current.ringRow[key] { state.rows[oldRow] = nil }
+                state.rows[row] = rings[key]!
                 state.ringRow[key] = row
-                if let oldRow, oldRow != row { releasedRows.append(oldRow) }
-                if newIndices[key] != nil { report.vipsAdded += 1 } else { report.vipsChanged += 1 }
             }
-            for key in removed {
-                try maps.vips.delete(key.abi)
-                if let row = state.ringRow[key] { releasedRows.append(row) }
-                state.vipIndex[key] = nil
-                state.ringRow[key] = nil
-                report.vipsRemoved += 1
-            }
-            // Released rows keep their old content: nothing points at them, and the
-            // next VIP to use one writes it whole before pointing at it.
-            for row in releasedRows { state.rows[row] = nil }
-            for (address, id) in releasedReals {
-                var real = petrel_real()
-                real.generation = state.generation(ofReal: id)
-                try maps.reals.update(id, real)
-                state.realIds[address] = nil
-                state.realAddresses[id] = nil
-                report.realsRemoved += 1
-            }
+        }
+        for key in removed {
+            if let row = current.ringRow[key] { state.rows[row] = nil }
+            state.vipIndex[key] = nil
+            state.ringRow[key] = nil
+        }
+        for (address, id) in releasedReals {
+            state.realIds[address] = nil
+            state.realAddresses[id] = nil
         }
         state.vips = desired
         state.realUsers = realUsers
         state.needsFullRewrite = false
+        return state
+    }
+
+    /// What the change does, in the operator's counts.
+    func report(from current: AppliedState) -> ApplyReport {
+        var report = ApplyReport()
+        report.vipsAdded = added.count
+        report.vipsChanged = changed.count
+        report.vipsRemoved = removed.count
+        report.realsAdded = newReals.count
+        report.realsRemoved = releasedReals.count
+        for (key, _) in newRows {
+            let ring = rings[key]!
+            report.ringSlotsChanged += current.ring(of: key).map { old in zip(old, ring).filter { $0 != $1 }.count } ?? ring.count
+        }
         return report
     }
 }

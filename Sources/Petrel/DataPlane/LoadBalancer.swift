@@ -20,7 +20,9 @@ public final class LoadBalancer: @unchecked Sendable {
     private let object: BPFObject
     let maps: BalancerMaps
     private let lock = NSLock()
-    private var state: AppliedState
+    /// Plans and writes VIP changes; guarded by `lock`.
+    private var applier: VipApplier
+    private var state: AppliedState { applier.state }
 
     // MARK: Loading
 
@@ -45,10 +47,8 @@ public final class LoadBalancer: @unchecked Sendable {
         self.program = program
         adoptedPinnedMaps = !pinned.isEmpty
 
-        if adoptedPinnedMaps {
-            state = try AppliedState.read(from: maps, limits: limits)
-        } else {
-            state = AppliedState(limits: limits)
+        applier = try VipApplier(limits: limits, store: KernelMapStore(maps: maps), adopting: adoptedPinnedMaps)
+        if !adoptedPinnedMaps {
             try kernel { try LoadBalancer.createConnectionTables(in: maps, limits: limits) }
             if let pinPath { try pin(at: pinPath) }
         }
@@ -215,14 +215,7 @@ public final class LoadBalancer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let desired = try edit(state.vips.values.sorted { $0.key < $1.key })
-        let plan = try ApplyPlan(desired: desired, current: state, limits: limits)
-        do {
-            return try plan.write(to: maps, state: &state)
-        } catch {
-            // The kernel refused a write half-way: believe the maps, not our notes.
-            if let fromMaps = try? AppliedState.read(from: maps, limits: limits) { state = fromMaps }
-            throw error
-        }
+        return try applier.apply(desired)
     }
 
     // MARK: Observing

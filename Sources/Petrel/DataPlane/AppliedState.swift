@@ -1,0 +1,55 @@
+import CPetrelABI
+
+/// What the control plane believes is in the maps: VIP entries, ring rows and real ids.
+struct AppliedState {
+    var vips: [VipKey: Vip] = [:]
+    /// Per VIP, its entry in vip_stats (fixed for the VIP's life).
+    var vipIndex: [VipKey: UInt32] = [:]
+    /// Per VIP, the ring row it points at now.
+    var ringRow: [VipKey: UInt32] = [:]
+    /// Per ring row in use, the real ids as written to the kernel.
+    var rows: [UInt32: [UInt32]] = [:]
+    var realIds: [IPAddress: UInt32] = [:]
+    var realAddresses: [UInt32: IPAddress] = [:]
+    /// How many VIPs list each real: a real is released when no VIP does.
+    var realUsers: [IPAddress: Int] = [:]
+    /// Per real id, the generation last written (bumped on reuse).
+    var realGenerations: [UInt32]
+    /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
+    var needsFullRewrite = false
+
+    init(limits: DataPlaneLimits) {
+        realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
+    }
+
+    func address(ofReal id: UInt32) -> IPAddress? { realAddresses[id] }
+    func generation(ofReal id: UInt32) -> UInt32 { Int(id) < realGenerations.count ? realGenerations[Int(id)] : 0 }
+
+    /// The ring's real ids for a VIP as the kernel has them.
+    func ring(of key: VipKey) -> [UInt32]? { ringRow[key].flatMap { rows[$0] } }
+
+    /// Rebuilds the state from what the maps hold (left by an earlier process, or
+    /// after a failed write). Weights are not stored in the maps, so each VIP's reals
+    /// are read from its ring with weights proportional to their slots; the next
+    /// apply rewrites them anyway.
+    init(snapshot: DataPlaneSnapshot, limits: DataPlaneLimits) {
+        var state = AppliedState(limits: limits)
+        state.needsFullRewrite = true
+        state.realGenerations = snapshot.generations
+        for (id, address) in snapshot.reals {
+            state.realIds[address] = id
+            state.realAddresses[id] = address
+        }
+        for (key, entry) in snapshot.vips {
+            var slots: [UInt32: UInt32] = [:]
+            for id in entry.slots where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
+            let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
+            state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
+            for real in reals { state.realUsers[real.address, default: 0] += 1 }
+            state.vipIndex[key] = entry.statsIndex
+            state.ringRow[key] = entry.row
+            state.rows[entry.row] = entry.slots
+        }
+        self = state
+    }
+}

@@ -1,0 +1,45 @@
+import CPetrelABI
+import PetrelBPF
+
+/// The executor of planned writes on the kernel's maps: each `MapWrite` becomes
+/// one map update in the layouts of bpf/include/petrel_abi.h, nothing more.
+final class KernelMapStore: MapStore {
+    let maps: BalancerMaps
+
+    init(maps: BalancerMaps) {
+        self.maps = maps
+    }
+
+    func perform(_ write: MapWrite) throws(PetrelError) {
+        try kernel {
+            switch write {
+            case let .real(id, address, generation):
+                var real = petrel_real()
+                if let address {
+                    real.addr_be = address.abiWords
+                    real.family = address.abiFamily
+                }
+                real.generation = generation
+                try maps.reals.update(id, real)
+            case let .resetRealTraffic(id):
+                try maps.realStats.updatePerCPU(id, petrel_traffic())
+            case let .ringRow(row, slots):
+                try maps.ring.update(row, elements: slots)
+            case let .resetVipTraffic(index):
+                try maps.vipStats.updatePerCPU(index, petrel_traffic())
+            case let .vip(key, flags, statsIndex, row):
+                var meta = petrel_vip_meta()
+                meta.flags = flags.rawValue
+                meta.vip_index = statsIndex
+                meta.ring_row = row
+                try maps.vips.update(key.abi, meta)
+            case let .removeVip(key):
+                try maps.vips.delete(key.abi)
+            }
+        }
+    }
+
+    func snapshot(limits: DataPlaneLimits) throws(PetrelError) -> DataPlaneSnapshot {
+        try DataPlaneSnapshot.read(from: maps, limits: limits)
+    }
+}

@@ -1,0 +1,28 @@
+/// One write to the balancer's VIP, real and ring maps. An apply is planned as
+/// an ordered list of these (`ApplyPlan.writes`), so its order, which is what
+/// keeps every packet seeing a whole old or a whole new VIP, is visible and
+/// testable without a kernel.
+enum MapWrite: Hashable, Sendable {
+    /// The real with this id: its address and generation. A nil address releases
+    /// the id (the slot is marked unused, its generation kept).
+    case real(id: UInt32, address: IPAddress?, generation: UInt32)
+    /// Zeroes a real id's traffic counters, before the id is given to a new real.
+    case resetRealTraffic(id: UInt32)
+    /// A whole ring row of real ids (0: no real).
+    case ringRow(row: UInt32, slots: [UInt32])
+    /// Zeroes a VIP stats entry, before it is given to a new VIP.
+    case resetVipTraffic(index: UInt32)
+    /// The VIP's entry: its flags, its stats entry and the ring row it uses. This
+    /// one update is what switches a VIP from its old state to its new one.
+    case vip(VipKey, flags: VipFlags, statsIndex: UInt32, row: UInt32)
+    /// Removes the VIP's entry: its packets are passed to the kernel from then on.
+    case removeVip(VipKey)
+}
+
+/// Where planned writes go: the kernel's maps (`KernelMapStore`), or memory in
+/// unit tests. A store also reads back what it holds, for adopting pinned maps
+/// and for recovering after a write failed half-way.
+protocol MapStore: AnyObject {
+    func perform(_ write: MapWrite) throws(PetrelError)
+    func snapshot(limits: DataPlaneLimits) throws(PetrelError) -> DataPlaneSnapshot
+}

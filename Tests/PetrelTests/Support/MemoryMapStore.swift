@@ -1,0 +1,69 @@
+@testable import Petrel
+
+/// The balancer's VIP, real and ring maps in memory: a `MapStore` that records
+/// every write and can be told to fail one, so apply planning is tested without
+/// root. `afterEachWrite` sees the maps as a packet would between two writes.
+final class MemoryMapStore: MapStore {
+    struct VipEntry: Hashable {
+        var flags: VipFlags
+        var statsIndex: UInt32
+        var row: UInt32
+    }
+
+    var vips: [VipKey: VipEntry] = [:]
+    var reals: [UInt32: (address: IPAddress?, generation: UInt32)] = [:]
+    var rows: [UInt32: [UInt32]] = [:]
+    /// Every write performed, in order.
+    var log: [MapWrite] = []
+    /// The number of the write (counted in `log`) that fails, if any.
+    var failingWrite: Int?
+    var afterEachWrite: ((MemoryMapStore) -> Void)?
+
+    func perform(_ write: MapWrite) throws(PetrelError) {
+        if failingWrite == log.count {
+            failingWrite = nil
+            throw .invalid(field: "map write #\(log.count)", value: "\(write)", expected: "injected failure")
+        }
+        switch write {
+        case let .real(id, address, generation): reals[id] = (address, generation)
+        case .resetRealTraffic, .resetVipTraffic: break
+        case let .ringRow(row, slots): rows[row] = slots
+        case let .vip(key, flags, statsIndex, row): vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row)
+        case let .removeVip(key): vips[key] = nil
+        }
+        log.append(write)
+        afterEachWrite?(self)
+    }
+
+    func snapshot(limits: DataPlaneLimits) throws(PetrelError) -> DataPlaneSnapshot {
+        var snapshot = DataPlaneSnapshot(vips: [:], reals: [:], generations: [UInt32](repeating: 0, count: limits.maxReals))
+        for (id, real) in reals {
+            snapshot.generations[Int(id)] = real.generation
+            if let address = real.address { snapshot.reals[id] = address }
+        }
+        for (key, entry) in vips {
+            snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [])
+        }
+        return snapshot
+    }
+
+    /// What a packet to each VIP meets: its flags and, slot by slot, the address of
+    /// the real (nil: no real). A slot naming an id that is not a live real is a
+    /// dangling pointer, reported as the string "dangling".
+    struct VipView: Hashable {
+        var flags: VipFlags
+        var slots: [String]
+    }
+
+    var dataPlaneView: [VipKey: VipView] {
+        vips.mapValues { entry in
+            guard let row = rows[entry.row] else { return VipView(flags: entry.flags, slots: ["unwritten row \(entry.row)"]) }
+            let slots = row.map { id -> String in
+                if id == 0 { return "-" }
+                guard let real = reals[id], let address = real.address else { return "dangling" }
+                return "\(address)"
+            }
+            return VipView(flags: entry.flags, slots: slots)
+        }
+    }
+}
