@@ -21,6 +21,8 @@ let package = Package(
         // MARK: C edges
         .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF"),
         .systemLibrary(name: "CPetrelABI", path: "Sources/CPetrelABI"),
+        // The kernel's rtnetlink headers (constants and layouts only).
+        .systemLibrary(name: "CNetlink", path: "Sources/CNetlink"),
         .target(name: "CBPFSupport", dependencies: ["CLibBPF"]),
 
         // MARK: Building the BPF programs during `swift build`
@@ -41,6 +43,9 @@ let package = Package(
         // The config file: parsing and validation.
         .target(name: "PetrelConfig", dependencies: ["Petrel", "Yams"]),
 
+        // The next hop's MAC from the kernel's neighbour table, over rtnetlink.
+        .target(name: "PetrelNetlink", dependencies: ["Petrel", "CNetlink"]),
+
         // The packet fuzzer: random and mutated packets against a model of the program.
         .target(name: "PetrelFuzz", dependencies: ["Petrel"]),
 
@@ -50,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "petreld",
             dependencies: [
-                "Petrel", "PetrelConfig", "PetrelAdmin",
+                "Petrel", "PetrelConfig", "PetrelAdmin", "PetrelNetlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -72,6 +77,8 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "PetrelTests", dependencies: ["Petrel", "CPetrelABI"]),
         .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
+        // Resolves gateways in network namespaces of its own (root).
+        .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel"]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),

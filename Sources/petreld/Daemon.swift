@@ -6,6 +6,7 @@ import Petrel
 import PetrelAdmin
 import PetrelBPF
 import PetrelConfig
+import PetrelNetlink
 
 /// A running balancer and the config it was built from. Every method that reads
 /// or changes state runs on `queue`: signals, admin requests and metrics are
