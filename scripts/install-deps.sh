@@ -3,7 +3,8 @@
 # libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
 # bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
 # curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests;
-# aioquic (pip) for the QUIC test hosts.
+# aioquic (pip) for the QUIC test hosts; systemd (systemd-analyze) and strace to check the
+# systemd unit's sandbox.
 # Quick when everything is already there.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Without recommends: prometheus would bring node-exporter; the tests run their own server.
-observability=(curl prometheus tmux tcpdump)
+observability=(curl prometheus tmux tcpdump systemd strace)
 missing=()
 for package in "${observability[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

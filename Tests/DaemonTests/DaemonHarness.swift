@@ -89,10 +89,11 @@ final class DaemonHarness {
     }
 
     /// Starts petreld and waits (bounded) until it answers on its socket.
-    func start(keepForwarding: Bool = false) throws {
+    /// `wrapper` runs petreld (like `setpriv ... --`), inside the namespace.
+    func start(keepForwarding: Bool = false, wrapper: [String] = []) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", namespace, DaemonHarness.binaries + "/petreld", "--config", configPath]
+        process.arguments = ["netns", "exec", namespace] + wrapper + [DaemonHarness.binaries + "/petreld", "--config", configPath]
             + (keepForwarding ? ["--keep-forwarding-on-exit"] : [])
         if !FileManager.default.fileExists(atPath: directory + "/petreld.log") {
             _ = FileManager.default.createFile(atPath: directory + "/petreld.log", contents: nil)
