@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // MARK: C edges
@@ -50,7 +51,8 @@ let package = Package(
         .target(name: "PetrelFuzz", dependencies: ["Petrel"]),
 
         // MARK: Front ends
-        // The admin API's JSON documents and HTTP/1.1 over a unix socket, shared by petreld and petrel.
+        // The admin API's JSON documents and the request/response values, shared by petreld and petrel;
+        // the CLI's small HTTP/1.1 client for the unix socket.
         .target(name: "PetrelAdmin", dependencies: ["Petrel"]),
         .executableTarget(
             name: "petreld",
@@ -58,6 +60,11 @@ let package = Package(
                 "Petrel", "PetrelConfig", "PetrelAdmin", "PetrelNetlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                // The admin API and metrics are served by SwiftNIO's HTTP/1.1 server.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(

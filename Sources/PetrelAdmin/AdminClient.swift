@@ -7,52 +7,59 @@ public struct AdminClientError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// A small HTTP/1.1 client for petreld's admin unix socket: one request per connection.
+/// A small HTTP/1.1 client for petreld's admin unix socket: one request per
+/// connection, with a deadline for connecting and one for the whole exchange.
 public struct AdminClient: Sendable {
     public var socketPath: String
-    /// Longest wait for an answer.
+    /// Longest wait for the whole exchange: connecting, sending, the answer.
     public var timeoutSeconds: Int
+    /// Longest wait for petreld to accept the connection.
+    public var connectTimeoutSeconds: Int
 
-    public init(socketPath: String, timeoutSeconds: Int = 30) {
+    public init(socketPath: String, timeoutSeconds: Int = 30, connectTimeoutSeconds: Int = 5) {
         self.socketPath = socketPath
         self.timeoutSeconds = timeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
     }
 
     /// Sends a request and reads the whole answer.
     public func send(_ request: HTTPRequest) throws(AdminClientError) -> HTTPResponse {
-        let fd = try connect()
+        let deadline = Deadline(seconds: timeoutSeconds)
+        let fd = try connect(deadline: Deadline(seconds: min(connectTimeoutSeconds, timeoutSeconds)))
         defer { close(fd) }
         let bytes = request.serialized()
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AdminClientError("cannot send the request to \(socketPath): \(String(cString: strerror(errno)))")
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n >= 0 { sent += n; continue }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: try wait(fd, for: Int16(POLLOUT), until: deadline, request)
+            default: throw interrupted(request, errno)
             }
-            sent += n
         }
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let n = read(fd, &buffer, buffer.count)
             if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK {
-                    throw AdminClientError("petreld did not answer within \(timeoutSeconds) s on \(socketPath)")
-                }
-                throw AdminClientError("cannot read the answer from \(socketPath): \(String(cString: strerror(errno)))")
+            if n > 0 { received.append(buffer, count: n); continue }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: try wait(fd, for: Int16(POLLIN), until: deadline, request)
+            default: throw interrupted(request, errno)
             }
-            received.append(buffer, count: n)
         }
         guard let response = HTTPResponse.parse(received) else {
+            if received.isEmpty { throw interrupted(request, nil) }
             throw AdminClientError("petreld sent an answer that is not HTTP on \(socketPath)")
         }
         return response
     }
 
-    private func connect() throws(AdminClientError) -> Int32 {
+    // MARK: Connecting
+
+    private func connect(deadline: Deadline) throws(AdminClientError) -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(socketPath.utf8)
@@ -60,17 +67,24 @@ public struct AdminClient: Sendable {
             throw AdminClientError("socket path too long: \(socketPath)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        let fd = socket(AF_UNIX, flags, 0)
         guard fd >= 0 else { throw AdminClientError("cannot open a unix socket: \(String(cString: strerror(errno)))") }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if result != 0 {
+        while true {
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if result == 0 { return fd }
             let code = errno
+            // A unix socket whose accept queue is full says EAGAIN: petreld is busy; try again until the deadline.
+            if code == EAGAIN || code == EINTR, !deadline.passed {
+                usleep(10_000)
+                continue
+            }
             close(fd)
             switch code {
+            case EAGAIN:
+                throw AdminClientError("petreld did not accept the connection within \(connectTimeoutSeconds) s on \(socketPath) (its queue is full)")
             case ENOENT:
                 throw AdminClientError("petreld is not running? no socket at \(socketPath) (set --socket or PETREL_SOCKET)")
             case ECONNREFUSED:
@@ -81,6 +95,51 @@ public struct AdminClient: Sendable {
                 throw AdminClientError("cannot connect to \(socketPath): \(String(cString: strerror(code)))")
             }
         }
-        return fd
+    }
+
+    // MARK: Waiting and failing
+
+    private func wait(_ fd: Int32, for events: Int16, until deadline: Deadline, _ request: HTTPRequest) throws(AdminClientError) {
+        var poller = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let remaining = deadline.remainingMilliseconds
+            guard remaining > 0 else { throw timedOut(request) }
+            let ready = poll(&poller, 1, Int32(remaining))
+            if ready > 0 { return }
+            if ready == 0 { throw timedOut(request) }
+            if errno != EINTR { throw interrupted(request, errno) }
+        }
+    }
+
+    private func timedOut(_ request: HTTPRequest) -> AdminClientError {
+        AdminClientError("petreld did not answer \(request.method) \(request.path) within \(timeoutSeconds) s on \(socketPath)"
+            + AdminClient.unknownOutcome(request))
+    }
+
+    /// The connection broke (or closed) before a whole answer came: for a change, petreld may or may not have made it.
+    private func interrupted(_ request: HTTPRequest, _ code: Int32?) -> AdminClientError {
+        let why = code.map { String(cString: strerror($0)) } ?? "closed without an answer"
+        return AdminClientError("the connection to petreld broke before it answered \(request.method) \(request.path) (\(why)); "
+            + "petreld may have stopped or crashed: see its log (journalctl -u petreld)" + AdminClient.unknownOutcome(request))
+    }
+
+    private static func unknownOutcome(_ request: HTTPRequest) -> String {
+        guard request.method != "GET" else { return "" }
+        return "\nthe outcome is unknown: the change may or may not have been applied. "
+            + "Check with `petrel status` and `petrel vip list` once petreld answers, then retry if needed."
+    }
+}
+
+/// A point in time on the monotonic clock.
+private struct Deadline {
+    let end: UInt64
+
+    init(seconds: Int) { end = DispatchTime.now().uptimeNanoseconds + UInt64(max(seconds, 0)) * 1_000_000_000 }
+
+    var passed: Bool { DispatchTime.now().uptimeNanoseconds >= end }
+
+    var remainingMilliseconds: Int {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return now >= end ? 0 : Int((end - now + 999_999) / 1_000_000)
     }
 }

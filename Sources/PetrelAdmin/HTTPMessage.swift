@@ -1,6 +1,6 @@
 import Foundation
 
-/// One HTTP/1.1 request as the admin server sees it (one request per connection).
+/// One HTTP/1.1 request as the admin API sees it, whole (one request per connection).
 public struct HTTPRequest: Sendable {
     public var method: String
     /// The path without the query, percent-decoded, like `/v1/vips/tcp/198.18.100.1/80`.
@@ -20,53 +20,21 @@ public struct HTTPRequest: Sendable {
     /// The path split at "/", without empty parts.
     public var pathComponents: [String] { path.split(separator: "/").map(String.init) }
 
-    /// What parsing a request can end in.
-    public enum ParseResult {
-        case complete(HTTPRequest)
-        /// More bytes are needed.
-        case incomplete
-        case malformed(String)
-    }
-
-    /// Largest request accepted: admin requests are small.
-    public static let maximumSize = 1 << 20
-
-    /// Parses `bytes` read so far from a connection.
-    public static func parse(_ bytes: Data) -> ParseResult {
-        guard let headerEnd = bytes.range(of: Data("\r\n\r\n".utf8)) else {
-            return bytes.count > maximumSize ? .malformed("request headers too large") : .incomplete
-        }
-        guard let head = String(data: bytes[bytes.startIndex..<headerEnd.lowerBound], encoding: .utf8) else {
-            return .malformed("request head is not UTF-8")
-        }
-        let lines = head.components(separatedBy: "\r\n")
-        let requestLine = lines[0].split(separator: " ")
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { return .malformed("bad request line") }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { return .malformed("bad header line") }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        if headers["transfer-encoding"] != nil { return .malformed("Transfer-Encoding is not supported; send Content-Length") }
-        let length = Int(headers["content-length"] ?? "0") ?? -1
-        guard length >= 0, length <= maximumSize else { return .malformed("bad Content-Length") }
-        let bodyStart = headerEnd.upperBound
-        guard bytes.endIndex - bodyStart >= length else { return .incomplete }
-        let body = bytes[bodyStart..<bodyStart + length]
-
-        let target = String(requestLine[1])
-        let parts = target.split(separator: "?", maxSplits: 1)
+    /// A request from its method and request target (`/v1/explain?proto=tcp&...`):
+    /// the path is split from the query, and both are percent-decoded.
+    public init(method: String, target: String, headers: [String: String] = [:], body: Data = Data()) {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let rawPath = parts.first.map(String.init) ?? "/"
         var query: [String: String] = [:]
         if parts.count == 2 {
             for pair in parts[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ") }
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    .map { String($0).replacingOccurrences(of: "+", with: " ") }
                 let key = kv[0].removingPercentEncoding ?? kv[0]
                 query[key] = kv.count == 2 ? (kv[1].removingPercentEncoding ?? kv[1]) : ""
             }
         }
-        return .complete(HTTPRequest(method: String(requestLine[0]), path: rawPath.removingPercentEncoding ?? rawPath,
-                                     query: query, headers: headers, body: Data(body)))
+        self.init(method: method, path: rawPath.removingPercentEncoding ?? rawPath, query: query, headers: headers, body: body)
     }
 
     /// The request on the wire.
@@ -89,31 +57,15 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var contentType: String
+    /// Headers besides Content-Type, Content-Length and Connection (e.g. `Allow` on a 405).
+    public var headers: [String: String]
     public var body: Data
 
-    public init(status: Int, contentType: String = "application/json", body: Data = Data()) {
+    public init(status: Int, contentType: String = "application/json", headers: [String: String] = [:], body: Data = Data()) {
         self.status = status
         self.contentType = contentType
+        self.headers = headers
         self.body = body
-    }
-
-    public static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 201: return "Created"
-        case 400: return "Bad Request"
-        case 404: return "Not Found"
-        case 405: return "Method Not Allowed"
-        case 500: return "Internal Server Error"
-        default: return "Status"
-        }
-    }
-
-    /// The response on the wire; the connection closes after it.
-    public func serialized() -> Data {
-        let head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\nContent-Type: \(contentType)\r\n"
-            + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        return Data(head.utf8) + body
     }
 
     /// Parses a whole response read until the server closed the connection.
@@ -123,11 +75,13 @@ public struct HTTPResponse: Sendable {
         let lines = head.components(separatedBy: "\r\n")
         let statusLine = lines[0].split(separator: " ")
         guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
-        var contentType = ""
-        for line in lines.dropFirst() where line.lowercased().hasPrefix("content-type:") {
-            contentType = line.dropFirst("content-type:".count).trimmingCharacters(in: .whitespaces)
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return HTTPResponse(status: status, contentType: contentType, body: Data(bytes[headerEnd.upperBound...]))
+        let contentType = headers.removeValue(forKey: "content-type") ?? ""
+        return HTTPResponse(status: status, contentType: contentType, headers: headers, body: Data(bytes[headerEnd.upperBound...]))
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Petrel
 import PetrelAdmin
 import PetrelConfig
@@ -9,41 +10,71 @@ import PetrelConfig
 struct AdminAPI: Sendable {
     let daemon: Daemon
 
-    /// Opens the admin socket, the optional admin TCP endpoint and the optional metrics endpoint.
-    static func startListeners(for daemon: Daemon, config: PetrelConfiguration, logger: Logger) throws -> [HTTPListener] {
+    /// Opens the admin socket, the optional admin TCP endpoint and the optional metrics endpoint,
+    /// all served by one event loop.
+    static func startListeners(for daemon: Daemon, config: PetrelConfiguration, group: EventLoopGroup,
+                               limits: ServerLimits, logger: Logger) throws -> [HTTPServer] {
         let api = AdminAPI(daemon: daemon)
-        var listeners: [HTTPListener] = []
-        let unix = try HTTPListener(unixPath: config.adminSocket)
-        unix.start { api.handle($0) }
-        listeners.append(unix)
-        if let tcp = config.adminTCP {
-            let listener = try HTTPListener(host: tcp.host, port: tcp.port, field: "admin.tcp")
-            listener.start { api.handle($0) }
-            listeners.append(listener)
-        }
-        if let metrics = config.metricsListen {
-            let listener = try HTTPListener(host: metrics.host, port: metrics.port, field: "metrics.listen")
-            listener.start { request in
-                guard request.method == "GET", request.path == "/metrics" else { return error(404, "only GET /metrics is served here") }
-                return daemon.queue.sync { api.metrics() }
+        var servers: [HTTPServer] = []
+        do {
+            servers.append(try HTTPServer(.unix(path: config.adminSocket), field: "admin.socket", group: group, limits: limits,
+                                          responder: api.respond))
+            if let tcp = config.adminTCP {
+                servers.append(try HTTPServer(.tcp(host: tcp.host, port: tcp.port), field: "admin.tcp", group: group, limits: limits,
+                                              responder: api.respond))
             }
-            listeners.append(listener)
+            if let metrics = config.metricsListen {
+                servers.append(try HTTPServer(.tcp(host: metrics.host, port: metrics.port), field: "metrics.listen", group: group,
+                                              limits: limits, responder: api.respondOnMetricsPort))
+            }
+        } catch {
+            for server in servers { server.stop() }
+            throw error
         }
-        logger.notice("admin API listening", metadata: ["endpoints": "\(listeners.map(\.name).joined(separator: " "))"])
-        return listeners
+        logger.notice("admin API listening", metadata: [
+            "endpoints": "\(servers.map(\.name).joined(separator: " "))", "max_connections": "\(limits.maxConnections)",
+        ])
+        return servers
     }
 
-    /// Answers one request; runs it on the daemon's queue.
+    /// The transport's seam: reads run on the daemon's read queue, changes and reloads
+    /// on its control queue, so a long reload never holds up a status call or a scrape.
+    @Sendable func respond(to request: HTTPRequest, reply: @escaping @Sendable (HTTPResponse) -> Void) {
+        let queue = request.method == "GET" ? daemon.readQueue : daemon.queue
+        queue.async { reply(handle(request)) }
+    }
+
+    /// The metrics listener serves `GET /metrics` only.
+    @Sendable func respondOnMetricsPort(to request: HTTPRequest, reply: @escaping @Sendable (HTTPResponse) -> Void) {
+        if let refusal = AdminAPI.refusal(request, methods: AdminRoutes.metricsMethods(for: request.pathComponents), served: "only GET /metrics is served here") {
+            return reply(refusal)
+        }
+        daemon.readQueue.async { reply(metrics()) }
+    }
+
+    /// Answers one request, in the calling thread.
     func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let response = daemon.queue.sync { route(request) }
+        let response = route(request)
         if request.method != "GET" {
             daemon.logger.info("admin request", metadata: ["method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status)"])
         }
         return response
     }
 
+    /// 404 for an unknown path, 405 with `Allow` for a known path and another method; nil when the route exists.
+    private static func refusal(_ request: HTTPRequest, methods: [String], served: String) -> HTTPResponse? {
+        if methods.isEmpty { return error(404, "no endpoint \(request.method) \(request.path) (\(served))") }
+        guard !methods.contains(request.method) else { return nil }
+        var response = error(405, "\(request.path) takes \(methods.joined(separator: ", ")), not \(request.method)")
+        response.headers["Allow"] = methods.joined(separator: ", ")
+        return response
+    }
+
     private func route(_ request: HTTPRequest) -> HTTPResponse {
         let parts = request.pathComponents
+        if let refusal = AdminAPI.refusal(request, methods: AdminRoutes.methods(for: parts), served: "see docs/admin-api.yaml") {
+            return refusal
+        }
         do {
             switch (request.method, parts) {
             case ("GET", ["metrics"]):

@@ -8,16 +8,21 @@ import PetrelBPF
 import PetrelConfig
 import PetrelNetlink
 
-/// A running balancer and the config it was built from. Every method that reads
-/// or changes state runs on `queue`: signals, admin requests and metrics are
-/// serialized there.
+/// A running balancer and the config it was built from. Changes (reloads, admin
+/// changes, signals) run one at a time on `queue`; reads (status, metrics) run on
+/// `readQueue` and never wait for a reload to read or validate its file.
+/// `@unchecked Sendable`: the mutable state below is written only on `queue`,
+/// under `stateLock`, and read elsewhere only under `stateLock`.
 final class Daemon: @unchecked Sendable {
     let configPath: String
     let keepForwardingOnExit: Bool
     let logger: Logger
     let balancer: LoadBalancer
-    /// Signal handlers and admin requests run here, one at a time.
+    /// Signal handlers, reloads and admin changes run here, one at a time.
     let queue = DispatchQueue(label: "petreld.control")
+    /// Status calls, listings and scrapes run here, one at a time, beside `queue`.
+    let readQueue = DispatchQueue(label: "petreld.reads")
+    private let stateLock = NSLock()
 
     /// The config in force: the file as last loaded, not including admin API changes.
     private(set) var config: PetrelConfiguration
@@ -82,15 +87,17 @@ final class Daemon: @unchecked Sendable {
             let forwarding = try Daemon.forwardingSettings(config: fresh, nextHopMAC: mac)
             let report = try balancer.apply(fresh.vips)
             try Daemon.configureForwarding(balancer, settings: forwarding, logger: logger)
-            nextHopMAC = mac
-            config.vips = fresh.vips
-            config.nextHop = fresh.nextHop
-            config.mtu = fresh.mtu
-            config.encapSourceV4 = fresh.encapSourceV4
-            config.encapSourceV6 = fresh.encapSourceV6
-            generation += 1
-            reloadsSucceeded += 1
-            lastReloadIssues = nil
+            stateLock.withLock {
+                nextHopMAC = mac
+                config.vips = fresh.vips
+                config.nextHop = fresh.nextHop
+                config.mtu = fresh.mtu
+                config.encapSourceV4 = fresh.encapSourceV4
+                config.encapSourceV6 = fresh.encapSourceV6
+                generation += 1
+                reloadsSucceeded += 1
+                lastReloadIssues = nil
+            }
             var metadata = Daemon.metadata(report, generation: generation)
             metadata["trigger"] = "\(trigger)"
             logger.notice("config reloaded", metadata: metadata)
@@ -102,8 +109,10 @@ final class Daemon: @unchecked Sendable {
     }
 
     private func refuse(_ message: String, issues: [String], trigger: String) -> ReloadOutcome {
-        reloadsFailed += 1
-        lastReloadIssues = issues
+        stateLock.withLock {
+            reloadsFailed += 1
+            lastReloadIssues = issues
+        }
         logger.error("reload refused; the running config stays", metadata: [
             "trigger": "\(trigger)", "generation": "\(generation)", "issues": "\(issues.count)",
         ])
@@ -140,12 +149,16 @@ final class Daemon: @unchecked Sendable {
     // MARK: Status
 
     func status() -> StatusDocument {
-        let attached = (try? balancer.isAttached(interface: config.interface)) ?? false
-        return StatusDocument(
-            config: configPath, generation: generation, interface: config.interface, attachMode: config.attachMode.rawValue,
-            attached: attached, adopted: balancer.adoptedPinnedMaps, pinPath: config.pinPath, vips: balancer.vips.count,
-            reloadsSucceeded: reloadsSucceeded, reloadsFailed: reloadsFailed, lastReloadIssues: lastReloadIssues,
-            nextHopMAC: MACAddress.format(nextHopMAC))
+        var document = stateLock.withLock {
+            StatusDocument(
+                config: configPath, generation: generation, interface: config.interface, attachMode: config.attachMode.rawValue,
+                attached: false, adopted: balancer.adoptedPinnedMaps, pinPath: config.pinPath, vips: 0,
+                reloadsSucceeded: reloadsSucceeded, reloadsFailed: reloadsFailed, lastReloadIssues: lastReloadIssues,
+                nextHopMAC: MACAddress.format(nextHopMAC))
+        }
+        document.attached = (try? balancer.isAttached(interface: document.interface)) ?? false
+        document.vips = balancer.vips.count
+        return document
     }
 
     // MARK: Helpers

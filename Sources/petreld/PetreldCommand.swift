@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import NIOPosix
 import PetrelConfig
 
 /// `petreld --config FILE`: runs the balancer until SIGTERM or SIGINT; SIGHUP reloads the file.
@@ -66,11 +67,14 @@ struct PetreldCommand: ParsableCommand {
         // A reload request during start-up must not kill the process (SIGHUP's default);
         // the config is read afresh at start anyway.
         signal(SIGHUP, SIG_IGN)
+        let limits = FileDescriptorLimit.fit(ServerLimits.standard, listeners: settings.listenerCount, logger: logger)
+        // One event loop serves every connection of every listener; the work runs on the daemon's queues.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let daemon: Daemon
-        let servers: [HTTPListener]
+        let servers: [HTTPServer]
         do {
             daemon = try Daemon(configPath: config, config: settings, keepForwardingOnExit: keepForwardingOnExit, logger: logger)
-            servers = try AdminAPI.startListeners(for: daemon, config: settings, logger: logger)
+            servers = try AdminAPI.startListeners(for: daemon, config: settings, group: group, limits: limits, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             FileHandle.standardError.write(Data("petreld: \(error)\n".utf8))

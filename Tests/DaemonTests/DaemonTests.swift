@@ -172,6 +172,9 @@ struct DaemonTests {
         let refused = try harness.capture("/usr/bin/setpriv", asNobody)
         #expect(refused.status != 0)
         #expect(refused.output.contains("serves root and petreld's own user only"), "\(refused.output)")
+        let raw = try harness.capture("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                           "/usr/bin/curl", "-si", "--unix-socket", harness.socketPath, "http://petreld/v1/status"])
+        #expect(raw.output.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(raw.output)")
         #expect(harness.petrel(["status"]).status == 0, "root is still served")
     }
 

@@ -1,0 +1,146 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PetrelAdmin
+
+/// The seam between the transport and the admin API's routes: a whole request
+/// in, one response out through `reply`. Called off the event loop's work: the
+/// responder decides where the work runs.
+typealias HTTPResponder = @Sendable (_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void) -> Void
+
+/// One connection: collects one request within the limits, hands it to the
+/// responder, writes the answer and closes. Anything outside the limits is
+/// answered with a 4xx JSON error and the connection closed.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case waitingForHead
+        case receivingBody(HTTPRequestHead, ByteBuffer)
+        /// The responder has the request; the connection waits for its answer.
+        case responding
+        /// The answer (or a refusal) is written; the connection closes.
+        case done
+    }
+
+    private let limits: ServerLimits
+    private let responder: HTTPResponder
+    /// Set when the peer may not use this listener: every request gets this 403.
+    private let refusal: String?
+    private var state = State.waitingForHead
+    private var deadline: Scheduled<Void>?
+
+    init(limits: ServerLimits, refusal: String?, responder: @escaping HTTPResponder) {
+        self.limits = limits
+        self.refusal = refusal
+        self.responder = responder
+    }
+
+    // MARK: Deadlines
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: limits.requestDeadline) {
+            bound.value.handler.requestTimedOut(context: bound.value.context, after: "the request deadline")
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            requestTimedOut(context: context, after: "the idle timeout")
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func requestTimedOut(context: ChannelHandlerContext, after what: String) {
+        switch state {
+        case .waitingForHead, .receivingBody:
+            let seconds = what == "the idle timeout" ? limits.idleTimeout : limits.requestDeadline
+            reply(AdminAPI.error(408, "request not complete within \(what) (\(seconds.nanoseconds / 1_000_000_000) s)"), context: context)
+        case .responding, .done:
+            break  // the request is in; a long reload may take longer than the deadline
+        }
+    }
+
+    // MARK: Reading the request
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .waitingForHead = state else { return }
+            if let refusal { return reply(AdminAPI.error(403, refusal), context: context) }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
+                return reply(tooLarge, context: context)
+            }
+            state = .receivingBody(head, context.channel.allocator.buffer(capacity: 0))
+        case .body(var chunk):
+            guard case .receivingBody(let head, var body) = state else { return }
+            guard body.readableBytes + chunk.readableBytes <= limits.maxBodyBytes else { return reply(tooLarge, context: context) }
+            state = .done  // avoids a copy-on-write of the body while it grows
+            body.writeBuffer(&chunk)
+            state = .receivingBody(head, body)
+        case .end:
+            guard case .receivingBody(let head, let body) = state else { return }
+            state = .responding
+            deadline?.cancel()
+            var headers: [String: String] = [:]
+            for (name, value) in head.headers { headers[name.lowercased()] = value }
+            let request = HTTPRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: Data(body.readableBytesView))
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            responder(request) { response in
+                eventLoop.execute { bound.value.handler.reply(response, context: bound.value.context) }
+            }
+        }
+    }
+
+    private var tooLarge: HTTPResponse {
+        AdminAPI.error(413, "request body larger than \(limits.maxBodyBytes) bytes")
+    }
+
+    /// A request the parser could not read (bad syntax, headers over the limit): 400 or 431, then close.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError {
+            switch state {
+            case .waitingForHead, .receivingBody:
+                if case .headerOverflow = parserError {
+                    reply(AdminAPI.error(431, "request headers larger than \(limits.maxHeaderBytes) bytes"), context: context)
+                } else {
+                    reply(AdminAPI.error(400, "request: not valid HTTP/1.1 (\(parserError))"), context: context)
+                }
+                return
+            case .responding, .done:
+                break
+            }
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Answering
+
+    /// Writes the one answer of this connection and closes it once written (or when the client does not take it in time).
+    private func reply(_ response: HTTPResponse, context: ChannelHandlerContext) {
+        if case .done = state { return }
+        state = .done
+        deadline?.cancel()
+        guard context.channel.isActive else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        headers.add(name: "Connection", value: "close")
+        for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        deadline = context.eventLoop.scheduleTask(in: limits.responseDeadline) { channel.close(promise: nil) }
+    }
+}
