@@ -59,7 +59,7 @@ struct SystemdUnitTests {
         let start = try #require(lines.firstIndex { $0.contains("execve(\"\(DaemonHarness.binaries)/petreld\"") })
         let used = Set(lines[start...].compactMap { line -> String? in
             let fields = line.split(separator: " ", maxSplits: 1)
-            guard fields.count == 2, let name = fields[1].split(separator: "(").first, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" })
+            guard fields.count == 2, let name = fields[1].drop(while: { $0 == " " }).split(separator: "(").first, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" })
             else { return nil }
             return String(name)
         })
