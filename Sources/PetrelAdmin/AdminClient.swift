@@ -25,7 +25,7 @@ public struct AdminClient: Sendable {
     /// Sends a request and reads the whole answer.
     public func send(_ request: HTTPRequest) throws(AdminClientError) -> HTTPResponse {
         let deadline = Deadline(seconds: timeoutSeconds)
-        let fd = try connect(deadline: Deadline(seconds: min(connectTimeoutSeconds, timeoutSeconds)))
+        let fd = try connect(deadline: Deadline(seconds: connectSeconds))
         defer { close(fd) }
         let bytes = request.serialized()
         var sent = 0
@@ -59,6 +59,8 @@ public struct AdminClient: Sendable {
 
     // MARK: Connecting
 
+    private var connectSeconds: Int { min(connectTimeoutSeconds, timeoutSeconds) }
+
     private func connect(deadline: Deadline) throws(AdminClientError) -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -84,7 +86,7 @@ public struct AdminClient: Sendable {
             close(fd)
             switch code {
             case EAGAIN:
-                throw AdminClientError("petreld did not accept the connection within \(connectTimeoutSeconds) s on \(socketPath) (its queue is full)")
+                throw AdminClientError("petreld did not accept the connection within \(connectSeconds) s on \(socketPath) (its queue is full: is it stopped or overloaded?)")
             case ENOENT:
                 throw AdminClientError("petreld is not running? no socket at \(socketPath) (set --socket or PETREL_SOCKET)")
             case ECONNREFUSED:

@@ -32,7 +32,15 @@ struct SocketOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("petreld's admin socket.", valueName: "path"))
     var socket: String = ProcessInfo.processInfo.environment["PETREL_SOCKET"] ?? "/run/petrel/admin.sock"
 
-    var client: AdminClient { AdminClient(socketPath: socket) }
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for petreld: at most 5 of them to connect, all of them for the answer.",
+                                            valueName: "seconds"))
+    var timeout: Int = 30
+
+    func validate() throws {
+        guard timeout > 0 else { throw ValidationError("--timeout: must be at least 1 second, got \(timeout)") }
+    }
+
+    var client: AdminClient { AdminClient(socketPath: socket, timeoutSeconds: timeout, connectTimeoutSeconds: min(5, timeout)) }
 
     /// Sends a request; a non-2xx answer becomes an error naming what the daemon said.
     func call(_ method: String, _ path: String, query: [String: String] = [:], body: Data = Data()) throws -> Data {
