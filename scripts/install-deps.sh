@@ -3,7 +3,7 @@
 # libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
 # bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
 # curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests;
-# aioquic (pip) for the QUIC test hosts; systemd (systemd-analyze) and strace to check the
+# aioquic (pip) for the QUIC test hosts; schemathesis (pip) for the admin API's document; systemd (systemd-analyze) and strace to check the
 # systemd unit's sandbox.
 # Quick when everything is already there.
 set -euo pipefail
@@ -37,6 +37,14 @@ if ! python3 -c "import aioquic" 2>/dev/null; then
     echo "install-deps: installing aioquic (pip)" >&2
     python3 -m pip install --quiet "aioquic>=1.2,<2" 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages "aioquic>=1.2,<2"
+fi
+
+# schemathesis (PyPI): the property-based API fuzzer that keeps docs/admin-api.yaml true
+# against a running petreld (AdminOpenAPITests).
+if ! command -v schemathesis >/dev/null; then
+    echo "install-deps: installing schemathesis (pip)" >&2
+    python3 -m pip install --quiet "schemathesis>=4.30,<5" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "schemathesis>=4.30,<5"
 fi
 
 # Pinned maps live on bpffs.
