@@ -84,3 +84,52 @@ extension DaemonHarness {
         return ok
     }
 }
+
+/// A reload that takes long (here: its file keeps changing, so it waits for the
+/// file to settle) must not hold up status calls or scrapes.
+@Suite(.serialized)
+struct ReloadConcurrencyTests {
+    @Test func statusAndScrapesAnswerWhileAReloadWaits() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        try harness.writeConfig()
+        try harness.start()
+
+        let touching = DispatchSemaphore(value: 0)
+        let stop = StopFlag()
+        Thread.detachNewThread {
+            // Touch the file every 100 ms: the reload keeps waiting for it to settle.
+            while !stop.isSet {
+                utimensat(AT_FDCWD, harness.configPath, nil, 0)
+                usleep(100_000)
+            }
+            touching.signal()
+        }
+        usleep(200_000)
+        let reload = try harness.startPetrel(["reload"])
+        usleep(300_000)
+        let client = AdminClient(socketPath: harness.socketPath, timeoutSeconds: 5)
+        var slowest = 0.0
+        for _ in 0..<20 {
+            let started = Date()
+            #expect(try client.send(HTTPRequest(method: "GET", path: "/v1/status")).status == 200)
+            #expect(try client.send(HTTPRequest(method: "GET", path: "/metrics")).status == 200)
+            slowest = max(slowest, Date().timeIntervalSince(started))
+        }
+        #expect(reload.process.isRunning, "the reload was still waiting while 20 status calls and 20 scrapes were answered")
+        #expect(slowest < 1.0, "slowest status + scrape: \(slowest) s")
+        stop.set()
+        touching.wait()
+        let (status, output) = reload.finish()
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("generation 2"), "\(output)")
+    }
+}
+
+/// A flag set once, read from another thread.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
