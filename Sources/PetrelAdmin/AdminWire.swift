@@ -91,8 +91,11 @@ public struct ChangeDocument: Codable, Sendable {
     public var ringSlotsChanged: Int
     /// The config generation after the change (reloads only).
     public var generation: Int?
+    /// Reloads only: restart-only settings the file changes, kept at their running values
+    /// ("interface: veth1 in the file, veth0 running").
+    public var restartNeeded: [String]?
 
-    public init(_ report: ApplyReport, generation: Int? = nil) {
+    public init(_ report: ApplyReport, generation: Int? = nil, restartNeeded: [String]? = nil) {
         vipsAdded = report.vipsAdded
         vipsRemoved = report.vipsRemoved
         vipsChanged = report.vipsChanged
@@ -100,12 +103,13 @@ public struct ChangeDocument: Codable, Sendable {
         realsRemoved = report.realsRemoved
         ringSlotsChanged = report.ringSlotsChanged
         self.generation = generation
+        self.restartNeeded = restartNeeded
     }
 
     enum CodingKeys: String, CodingKey {
         case vipsAdded = "vips_added", vipsRemoved = "vips_removed", vipsChanged = "vips_changed"
         case realsAdded = "reals_added", realsRemoved = "reals_removed", ringSlotsChanged = "ring_slots_changed"
-        case generation
+        case generation, restartNeeded = "restart_needed"
     }
 }
 
@@ -214,10 +218,14 @@ public struct StatusDocument: Codable, Sendable {
     /// The issues of the last refused reload, if the last reload was refused.
     public var lastReloadIssues: [String]?
     public var nextHopMAC: String
+    /// The attached balancer program, nil when none is attached.
+    public var program: ProgramDocument?
+    /// Restart-only settings in which the file (as last reloaded) differs from what runs.
+    public var restartNeeded: [String]?
 
     public init(config: String, generation: Int, interface: String, attachMode: String, attached: Bool, adopted: Bool,
                 pinPath: String, vips: Int, reloadsSucceeded: Int, reloadsFailed: Int, lastReloadIssues: [String]?,
-                nextHopMAC: String) {
+                nextHopMAC: String, program: ProgramDocument? = nil, restartNeeded: [String]? = nil) {
         self.config = config
         self.generation = generation
         self.interface = interface
@@ -230,11 +238,27 @@ public struct StatusDocument: Codable, Sendable {
         self.reloadsFailed = reloadsFailed
         self.lastReloadIssues = lastReloadIssues
         self.nextHopMAC = nextHopMAC
+        self.program = program
+        self.restartNeeded = restartNeeded
     }
 
     enum CodingKeys: String, CodingKey {
         case config, generation, interface, attachMode = "attach_mode", attached, adopted, pinPath = "pin_path", vips
         case reloadsSucceeded = "reloads_succeeded", reloadsFailed = "reloads_failed"
         case lastReloadIssues = "last_reload_issues", nextHopMAC = "next_hop_mac"
+        case program, restartNeeded = "restart_needed"
+    }
+}
+
+/// The balancer program attached to the interface: `{"id": 42, "tag": "a1b2c3d4e5f60718"}`.
+public struct ProgramDocument: Codable, Sendable, Equatable {
+    /// The kernel's program id (as `bpftool prog show id` takes it).
+    public var id: UInt32
+    /// The kernel's tag of the program's instructions, hex.
+    public var tag: String
+
+    public init(id: UInt32, tag: String) {
+        self.id = id
+        self.tag = tag
     }
 }

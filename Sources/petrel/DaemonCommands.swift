@@ -24,6 +24,7 @@ struct ReloadCommand: ParsableCommand {
         let change = try AdminJSON.decode(ChangeDocument.self, from: body)
         print("reloaded: generation \(change.generation ?? 0); VIPs +\(change.vipsAdded) -\(change.vipsRemoved) ~\(change.vipsChanged), "
             + "reals +\(change.realsAdded) -\(change.realsRemoved), \(change.ringSlotsChanged) ring slots changed")
+        for setting in change.restartNeeded ?? [] { print("not applied until petreld restarts: \(setting)") }
     }
 }
 
@@ -159,7 +160,7 @@ struct StatusCommand: ParsableCommand {
             ("config", status.config),
             ("generation", "\(status.generation)"),
             ("interface", "\(status.interface) (\(status.attachMode))"),
-            ("attached", status.attached ? "yes" : "no"),
+            ("attached", status.program.map { "yes (program id \($0.id), tag \($0.tag))" } ?? (status.attached ? "yes" : "no")),
             ("adopted maps", status.adopted ? "yes (pinned by an earlier petreld)" : "no"),
             ("pin path", status.pinPath),
             ("next hop", status.nextHopMAC),
@@ -168,5 +169,6 @@ struct StatusCommand: ParsableCommand {
         ]
         for (name, value) in rows { print((name + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
         for issue in status.lastReloadIssues ?? [] { print("last reload refused: \(issue)") }
+        for setting in status.restartNeeded ?? [] { print("warning: the file changes a setting that needs a restart: \(setting)") }
     }
 }

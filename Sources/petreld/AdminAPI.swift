@@ -93,8 +93,8 @@ struct AdminAPI: Sendable {
                 return json(ExplainDocument(try daemon.balancer.explain(try flow(request.query))))
             case ("POST", ["v1", "reload"]):
                 switch daemon.reload(trigger: "admin API") {
-                case let .applied(report, generation):
-                    return json(ChangeDocument(report, generation: generation))
+                case let .applied(report, generation, restartNeeded):
+                    return json(ChangeDocument(report, generation: generation, restartNeeded: restartNeeded.isEmpty ? nil : restartNeeded))
                 case let .refused(message, issues):
                     return HTTPResponse(status: 400, body: AdminJSON.encode(ErrorDocument(error: message, issues: issues)))
                 }

@@ -32,6 +32,8 @@ final class Daemon: @unchecked Sendable {
     private(set) var reloadsSucceeded = 0
     private(set) var reloadsFailed = 0
     private(set) var lastReloadIssues: [String]?
+    /// Restart-only settings in which the file, as last reloaded, differs from what runs.
+    private(set) var restartNeeded: [String] = []
 
     /// Everything `petreld` does before serving: load (or adopt), forward, apply, attach.
     init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger) throws {
@@ -61,7 +63,8 @@ final class Daemon: @unchecked Sendable {
 
     /// The outcome of a reload, for the admin API.
     enum ReloadOutcome {
-        case applied(ApplyReport, generation: Int)
+        /// `restartNeeded`: restart-only settings the file changes, kept at their running values.
+        case applied(ApplyReport, generation: Int, restartNeeded: [String])
         /// The file was invalid or could not be applied; nothing changed.
         case refused(message: String, issues: [String])
     }
@@ -77,31 +80,37 @@ final class Daemon: @unchecked Sendable {
             for issue in issues { logger.error("config issue", metadata: ["issue": "\(issue)"]) }
             return refuse("\(configPath) has \(issues.count) issue(s); the running config stays", issues: issues, trigger: trigger)
         }
-        for (field, changed) in restartOnlyChanges(to: fresh) where changed {
-            logger.warning("setting needs a restart; keeping the running value", metadata: ["field": "\(field)"])
+        let pending = restartOnlyChanges(to: fresh)
+        for change in pending {
+            logger.warning("setting needs a restart; keeping the running value", metadata: ["change": "\(change)"])
         }
+        // The reloadable settings from the file; everything else (the interface, so its MAC
+        // too) stays as it runs.
+        var running = config
+        running.vips = fresh.vips
+        running.nextHop = fresh.nextHop
+        running.mtu = fresh.mtu
+        running.encapSourceV4 = fresh.encapSourceV4
+        running.encapSourceV6 = fresh.encapSourceV6
         do {
-            let mac = fresh.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(fresh.nextHop, logger: logger)
+            let mac = running.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(running.nextHop, logger: logger)
             // Everything that can be refused is checked before anything is written: the
             // forwarding settings first, then apply validates the VIPs before writing them.
-            let forwarding = try Daemon.forwardingSettings(config: fresh, nextHopMAC: mac)
-            let report = try balancer.apply(fresh.vips)
+            let forwarding = try Daemon.forwardingSettings(config: running, nextHopMAC: mac)
+            let report = try balancer.apply(running.vips)
             try Daemon.configureForwarding(balancer, settings: forwarding, logger: logger)
             stateLock.withLock {
                 nextHopMAC = mac
-                config.vips = fresh.vips
-                config.nextHop = fresh.nextHop
-                config.mtu = fresh.mtu
-                config.encapSourceV4 = fresh.encapSourceV4
-                config.encapSourceV6 = fresh.encapSourceV6
+                config = running
                 generation += 1
                 reloadsSucceeded += 1
                 lastReloadIssues = nil
+                restartNeeded = pending
             }
             var metadata = Daemon.metadata(report, generation: generation)
             metadata["trigger"] = "\(trigger)"
             logger.notice("config reloaded", metadata: metadata)
-            return .applied(report, generation: generation)
+            return .applied(report, generation: generation, restartNeeded: pending)
         } catch {
             logger.error("config refused", metadata: ["error": "\(error)"])
             return refuse("\(error)", issues: ["\(error)"], trigger: trigger)
@@ -119,13 +128,23 @@ final class Daemon: @unchecked Sendable {
         return .refused(message: message, issues: issues)
     }
 
-    /// Settings fixed for the life of the process (they shape the loaded program and its maps).
-    private func restartOnlyChanges(to fresh: PetrelConfiguration) -> [(String, Bool)] {
-        [("interface", fresh.interface != config.interface), ("attach_mode", fresh.attachMode != config.attachMode),
-         ("ring_size", fresh.ringSize != config.ringSize), ("connection_table_size", fresh.connectionTableSize != config.connectionTableSize),
-         ("max_vips", fresh.maxVips != config.maxVips), ("max_reals", fresh.maxReals != config.maxReals),
-         ("pin_path", fresh.pinPath != config.pinPath), ("admin", fresh.adminSocket != config.adminSocket || fresh.adminTCP != config.adminTCP),
-         ("metrics.listen", fresh.metricsListen != config.metricsListen)]
+    /// Settings fixed for the life of the process (they shape the loaded program, its maps
+    /// and listeners) that differ in `fresh`, as "field: FILE in the file, RUNNING running".
+    private func restartOnlyChanges(to fresh: PetrelConfiguration) -> [String] {
+        func describe(_ value: (some CustomStringConvertible)?) -> String { value.map { "\($0)" } ?? "none" }
+        let settings: [(String, String, String)] = [
+            ("interface", fresh.interface, config.interface),
+            ("attach_mode", fresh.attachMode.rawValue, config.attachMode.rawValue),
+            ("ring_size", "\(fresh.ringSize)", "\(config.ringSize)"),
+            ("connection_table_size", "\(fresh.connectionTableSize)", "\(config.connectionTableSize)"),
+            ("max_vips", "\(fresh.maxVips)", "\(config.maxVips)"),
+            ("max_reals", "\(fresh.maxReals)", "\(config.maxReals)"),
+            ("pin_path", fresh.pinPath, config.pinPath),
+            ("admin.socket", fresh.adminSocket, config.adminSocket),
+            ("admin.tcp", describe(fresh.adminTCP), describe(config.adminTCP)),
+            ("metrics.listen", describe(fresh.metricsListen), describe(config.metricsListen)),
+        ]
+        return settings.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the file, \($0.2) running" }
     }
 
     // MARK: Shutdown
@@ -154,9 +173,11 @@ final class Daemon: @unchecked Sendable {
                 config: configPath, generation: generation, interface: config.interface, attachMode: config.attachMode.rawValue,
                 attached: false, adopted: balancer.adoptedPinnedMaps, pinPath: config.pinPath, vips: 0,
                 reloadsSucceeded: reloadsSucceeded, reloadsFailed: reloadsFailed, lastReloadIssues: lastReloadIssues,
-                nextHopMAC: MACAddress.format(nextHopMAC))
+                nextHopMAC: MACAddress.format(nextHopMAC), restartNeeded: restartNeeded.isEmpty ? nil : restartNeeded)
         }
-        document.attached = (try? balancer.isAttached(interface: document.interface)) ?? false
+        let program = try? balancer.attachedProgram(interface: document.interface)
+        document.attached = program != nil
+        document.program = program.map { ProgramDocument(id: $0.id, tag: $0.tag.map { String(format: "%02x", $0) }.joined()) }
         document.vips = balancer.vips.count
         return document
     }

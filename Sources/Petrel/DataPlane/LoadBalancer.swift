@@ -156,6 +156,14 @@ public final class LoadBalancer: @unchecked Sendable {
         }
     }
 
+    /// The Petrel balancer attached to the interface, if any: the kernel's program id and tag.
+    public func attachedProgram(interface name: String) throws(PetrelError) -> (id: UInt32, tag: [UInt8])? {
+        try kernel {
+            let interface = try NetworkInterface(named: name)
+            return try XDPAttachment.attachedPrograms(on: interface).first { $0.name == BalancerMaps.programName }.map { ($0.id, $0.tag) }
+        }
+    }
+
     /// Whether a Petrel balancer is attached to the interface.
     public func isAttached(interface name: String) throws(PetrelError) -> Bool {
         try kernel {
