@@ -94,6 +94,10 @@ public struct ChangeDocument: Codable, Sendable {
     /// Reloads only: restart-only settings the file changes, kept at their running values
     /// ("interface: veth1 in the file, veth0 running").
     public var restartNeeded: [String]?
+    /// `POST /v1/vips` only: whether the VIP was created (else replaced), and what changed
+    /// in words (`VipChanges`).
+    public var created: Bool?
+    public var changes: [String]?
 
     public init(_ report: ApplyReport, generation: Int? = nil, restartNeeded: [String]? = nil) {
         vipsAdded = report.vipsAdded
@@ -109,7 +113,7 @@ public struct ChangeDocument: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case vipsAdded = "vips_added", vipsRemoved = "vips_removed", vipsChanged = "vips_changed"
         case realsAdded = "reals_added", realsRemoved = "reals_removed", ringSlotsChanged = "ring_slots_changed"
-        case generation, restartNeeded = "restart_needed"
+        case generation, restartNeeded = "restart_needed", created, changes
     }
 }
 

@@ -6,8 +6,8 @@ import PetrelAdmin
 struct VipCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vip",
-        abstract: "List, add and delete VIPs on the running petreld.",
-        subcommands: [List.self, Add.self, Delete.self]
+        abstract: "List, create, replace and delete VIPs on the running petreld.",
+        subcommands: [List.self, Add.self, Replace.self, Delete.self]
     )
     @OptionGroup var options: SocketOptions
 
@@ -42,23 +42,65 @@ struct VipCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add",
-            abstract: "Add a VIP (or replace the one with the same protocol, address and port).",
+            abstract: "Create a VIP; refused if it exists (use `vip set` to replace one).",
             discussion: """
-            Reals are ADDRESS or ADDRESS=WEIGHT (default weight 1). Flags are the config file's
-            names: hash_without_source_port, lru_bypass, hash_destination_port_only.
+            Reals are ADDRESS or ADDRESS=WEIGHT (default weight 1). Flags are the config file's names: hash_without_source_port, lru_bypass, hash_destination_port_only. A VIP without reals drops its traffic, so creating one takes --no-reals instead of --real.
 
             Examples:
               petrel vip add tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12=2
               petrel vip add udp/[fd50:0:100::1]:53 --real fd50:0:3::11 --flag lru_bypass
               petrel vip add tcp/198.18.100.2:* --real fd50:0:3::11
+              petrel vip add tcp/198.18.100.3:443 --no-reals
             """
         )
         @OptionGroup var options: SocketOptions
-        @Argument(help: "The VIP: PROTO/ADDRESS:PORT.") var vip: String
-        @Option(name: .customLong("real"), help: "A real: ADDRESS or ADDRESS=WEIGHT; repeat for more.") var reals: [String] = []
-        @Option(name: .customLong("flag"), help: "A VIP flag; repeat for more.") var flags: [String] = []
+        @OptionGroup var definition: VipDefinition
+
+        func validate() throws { try definition.validate() }
 
         func run() throws {
+            try definition.send(options, replace: false, verb: "created")
+        }
+    }
+
+    struct Replace: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Create a VIP or replace it whole: its reals and flags become exactly the ones given.",
+            discussion: """
+            Reals not listed are removed (their established flows break; drain them first with `petrel real drain` to avoid that). Leaving a VIP with no reals drops its traffic, so that takes --no-reals. To change one real, `petrel real add|del|weight|drain` are safer. Prints what changed: reals added, removed and reweighted, flags.
+
+            Examples:
+              petrel vip set tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12=2
+              petrel vip set tcp/198.18.100.1:80 --real 198.18.3.11 --flag hash_without_source_port
+              petrel vip set tcp/198.18.100.1:80 --no-reals
+            """
+        )
+        @OptionGroup var options: SocketOptions
+        @OptionGroup var definition: VipDefinition
+
+        func validate() throws { try definition.validate() }
+
+        func run() throws {
+            try definition.send(options, replace: true, verb: "updated")
+        }
+    }
+
+    /// The VIP, reals and flags `vip add` and `vip set` take.
+    struct VipDefinition: ParsableArguments {
+        @Argument(help: "The VIP: PROTO/ADDRESS:PORT.") var vip: String
+        @Option(name: .customLong("real"), help: "A real: ADDRESS or ADDRESS=WEIGHT; repeat for more.") var reals: [String] = []
+        @Flag(help: "Leave the VIP with no reals (its traffic is dropped).") var noReals = false
+        @Option(name: .customLong("flag"), help: "A VIP flag; repeat for more.") var flags: [String] = []
+
+        func validate() throws {
+            if reals.isEmpty && !noReals {
+                throw ValidationError("give the VIP's reals with --real, or --no-reals to leave it without any (its traffic is then dropped)")
+            }
+            if !reals.isEmpty && noReals { throw ValidationError("--no-reals contradicts --real") }
+        }
+
+        func send(_ options: SocketOptions, replace: Bool, verb: String) throws {
             let key = try VipSpec.parse(vip)
             let realDocuments = try reals.map { text -> RealDocument in
                 let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -67,8 +109,23 @@ struct VipCommand: ParsableCommand {
             }
             let document = VipDocument(protocol: key.proto.rawValue, address: "\(key.address)", port: Int(key.port),
                                        flags: flags, reals: realDocuments)
-            _ = try options.call("POST", "/v1/vips", body: AdminJSON.encode(document))
-            print("VIP \(key) applied with \(realDocuments.count) real(s)")
+            let body: Data
+            do {
+                body = try options.call("POST", "/v1/vips", query: replace ? [:] : ["replace": "false"], body: AdminJSON.encode(document))
+            } catch let error as CLIError where !replace && error.description.contains("(409)") {
+                throw CLIError("VIP \(key) already exists: `petrel vip set` replaces it whole, `petrel real add|del|weight` change one real")
+            }
+            let change = try AdminJSON.decode(ChangeDocument.self, from: body)
+            let lines = change.changes ?? []
+            if change.created == true {
+                print("VIP \(key) " + (lines.first ?? "created"))
+                for line in lines.dropFirst() { print("  \(line)") }
+            } else if lines == ["unchanged"] {
+                print("VIP \(key) unchanged")
+            } else {
+                print("VIP \(key) \(verb):")
+                for line in lines { print("  \(line)") }
+            }
         }
     }
 

@@ -85,8 +85,16 @@ struct AdminAPI: Sendable {
                 return json(daemon.balancer.vips.map(VipDocument.init))
             case ("POST", ["v1", "vips"]):
                 let vip = try RequestBody.vip(request.body, ringSize: daemon.balancer.limits.ringSize)
-                let existed = daemon.balancer.vips.contains { $0.key == vip.key }
-                return json(ChangeDocument(try daemon.balancer.upsert(vip)), status: existed ? 200 : 201)
+                let before = daemon.balancer.vips.first { $0.key == vip.key }
+                // ?replace=false: create only (what `petrel vip add` sends), so a typo'd add
+                // never silently replaces a live VIP's reals.
+                if let before, request.query["replace"] == "false" {
+                    return AdminAPI.error(409, "VIP \(vip.key) already exists (with \(before.reals.count) real(s)); replace=false refuses to replace it")
+                }
+                var change = ChangeDocument(try daemon.balancer.upsert(vip))
+                change.created = before == nil
+                change.changes = VipChanges.describe(from: before, to: vip)
+                return json(change, status: before == nil ? 201 : 200)
             case ("GET", ["v1", "stats"]):
                 return json(StatsDocument(try daemon.balancer.stats()))
             case ("GET", ["v1", "explain"]):
