@@ -26,7 +26,7 @@ static __always_inline int verdict_for(int reason)
 	}
 }
 
-static __always_inline int balance(struct xdp_md *ctx)
+static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -50,7 +50,7 @@ static __always_inline int balance(struct xdp_md *ctx)
 	if (!cfg || cfg->mtu == 0)
 		return PETREL_STAT_DROP_NO_CONFIG;
 
-	reason = choose_real(&pkt, vip, &choice);
+	reason = choose_real(&pkt, vip, counters, &choice);
 	if (reason != PARSE_OK)
 		return reason;
 
@@ -61,18 +61,21 @@ static __always_inline int balance(struct xdp_md *ctx)
 	count_traffic(&vip_stats, vip->vip_index, frame_len);
 	count_traffic(&real_stats, choice.real_id, frame_len);
 	if (pkt.icmp_error)
-		count_stat(PETREL_STAT_EVENT_ICMP_FORWARD);
+		count_stat(counters, PETREL_STAT_EVENT_ICMP_FORWARD);
 	return PETREL_STAT_FORWARD;
 }
 
 SEC("xdp")
 int petrel_balancer(struct xdp_md *ctx)
 {
+	struct petrel_counters *counters = cpu_counters();
 	int reason;
 
-	count_stat(PETREL_STAT_RX);
-	reason = balance(ctx);
-	count_stat(reason);
+	if (!counters)  /* never: the array has its one entry on every CPU */
+		return XDP_PASS;
+	count_stat(counters, PETREL_STAT_RX);
+	reason = balance(ctx, counters);
+	count_stat(counters, reason);
 	return verdict_for(reason);
 }
 

@@ -97,8 +97,10 @@ struct ConnectionTableFallbackTests {
         let balancer = try makeBalancer(pinPath: path)
         defer { balancer.removePins() }
         // Take every per-CPU table away, as if none could have been created.
-        let tables = try BPFMap.openPinned(path: "\(path)/conn_tables", name: "conn_tables")
-        for cpu in 0..<UInt32(BPFMap.possibleCPUs) { try tables.delete(cpu) }
+        for family in ["v4", "v6"] {
+            let tables = try BPFMap.openPinned(path: "\(path)/conn_tables_\(family)", name: "conn_tables_\(family)")
+            for cpu in 0..<UInt32(BPFMap.possibleCPUs) { try tables.delete(cpu) }
+        }
 
         let flow = Flow(proto: .tcp, source: ip("198.18.1.2"), sourcePort: 40000, destination: TestVips.web4.address, destinationPort: 80)
         let first = try #require(EncapsulatedFrame(try balancer.run(PacketBuilder.frame(for: flow)).packet)).outerDestination

@@ -126,10 +126,13 @@ struct ApplyPlannerTests {
                             "round \(round): \(key) points at a released real or an unwritten row")
                     #expect(view == before[key] || view == expectedAfter[key], "round \(round): \(key) is half old, half new")
                 }
+                #expect(store.vipsHiddenByFilter.isEmpty, "round \(round): the address filter hides \(store.vipsHiddenByFilter)")
             }
             try applier.apply(desired)
             store.afterEachWrite = nil
             #expect(store.dataPlaneView == expectedAfter, "round \(round)")
+            // The filter holds exactly the VIPs' addresses: removed ones leave it.
+            #expect(store.filter == AddressFilter(vips: desired.map(\.key)).slots, "round \(round)")
             // Released rows and ids are not leaked: what is in use is what the VIPs need.
             #expect(applier.state.rows.count == desired.count)
             #expect(Set(applier.state.realIds.keys) == Set(desired.flatMap(\.reals).map(\.address)))

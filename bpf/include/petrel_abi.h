@@ -38,9 +38,43 @@
 #define PETREL_VIP_HASH_DST_PORT_ONLY (1u << 2)
 #define PETREL_VIP_KNOWN_FLAGS        0x7u
 
+/* ---- The VIP address filter ------------------------------------------------ */
+
+/* An array of PETREL_ADDR_FILTER_SLOTS words indexed by petrel_addr_filter_slot()
+ * of a destination address. Each word ORs the PETREL_ADDR_* bits of every VIP
+ * address that falls into that slot, so a zero word proves the address has no
+ * VIP: traffic that is not ours is passed after one array read, and the
+ * port-wildcard lookup is made only where a wildcard VIP may exist. */
+#define PETREL_ADDR_FILTER_SLOTS   65536u
+#define PETREL_ADDR_VIP            (1u << 0)  /* some VIP has an address in this slot */
+#define PETREL_ADDR_TCP_WILDCARD   (1u << 1)  /* ... and one of them is a port-wildcard TCP VIP */
+#define PETREL_ADDR_UDP_WILDCARD   (1u << 2)  /* ... a port-wildcard UDP VIP */
+
+/* The address's words as in petrel_vip_key.addr_be (IPv4: w1..w3 are zero),
+ * folded and spread by a multiplicative hash; the top 16 bits pick the slot. */
+static inline __u32 petrel_addr_filter_slot(__u32 w0, __u32 w1, __u32 w2, __u32 w3)
+{
+	return ((w0 ^ w1 ^ w2 ^ w3) * 0x9e3779b1u) >> 16;
+}
+
+/* A flow hash's slot on a ring of ring_size slots: a multiply and a shift,
+ * spread like hash % ring_size but without a division. */
+static inline __u32 petrel_ring_slot(__u32 hash, __u32 ring_size)
+{
+	return (__u32)(((__u64)hash * ring_size) >> 32);
+}
+
 /* ---- Map layouts ----------------------------------------------------------- */
 
-/* An IPv4 address sits in addr_be[0]; the other words are zero. */
+/* IPv4 VIPs (map vips_v4): 8 bytes, so the kernel hashes two words. */
+struct petrel_vip_key_v4 {
+	__be32 addr_be;
+	__be16 port_be;      /* 0: the VIP takes every port of the address */
+	__u8   protocol;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8   pad;
+};
+
+/* IPv6 VIPs (map vips_v6). family is always PETREL_FAMILY_IPV6 there. */
 struct petrel_vip_key {
 	__be32 addr_be[4];
 	__be16 port_be;      /* 0: the VIP takes every port of the address */
@@ -62,7 +96,18 @@ struct petrel_real {
 	__u32  generation;   /* bumped when the id is reused, so stale connections re-decide */
 };
 
-/* Connection-table key: a client's flow towards a VIP. */
+/* Connection-table key of an IPv4 flow (tables conn_*_v4): 16 bytes. */
+struct petrel_flow_key_v4 {
+	__be32 src_be;
+	__be32 dst_be;
+	__be16 src_port_be;
+	__be16 dst_port_be;
+	__u8   protocol;
+	__u8   pad[3];
+};
+
+/* A client's flow towards a VIP; the key of the IPv6 connection tables
+ * (conn_*_v6). An IPv4 address sits in the first word, the others are zero. */
 struct petrel_flow_key {
 	__be32 src_be[4];
 	__be32 dst_be[4];
@@ -135,6 +180,12 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
 	PETREL_STAT_EVENT_NO_CPU_TABLE,   /* no per-CPU table on this CPU: the shared one alone was used */
 	PETREL_STAT_COUNT
+};
+
+/* Every global counter of one CPU, in one per-CPU record (map stats, one
+ * entry): a packet's counters cost one lookup. Indexed by enum petrel_stat. */
+struct petrel_counters {
+	__u64 count[PETREL_STAT_COUNT];
 };
 
 /* Outcomes of the decapsulation program on the reals. */

@@ -22,45 +22,52 @@ static __always_inline __u32 outer_header_len(__u8 real_family)
 	return real_family == PETREL_FAMILY_IPV6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
 }
 
-/* The outer source differs per flow, so the reals' NICs spread flows over their
+/* The outer headers are built in registers and written as whole 32-bit words
+ * (little-endian: a word's first byte is its lowest). Narrow stores read back
+ * by a wider load make the CPU's store forwarding fail.
+ *
+ * The outer source differs per flow, so the reals' NICs spread flows over their
  * RSS queues; the prefix keeps it routable and recognisable. */
 static __always_inline void write_outer_ipv4(struct iphdr *outer, const struct packet *pkt,
 					     const struct petrel_real *real, const struct petrel_config *cfg,
 					     __u32 hash)
 {
+	__u32 *word = (__u32 *)outer;
 	__u32 prefix = bpf_ntohl(cfg->encap_src_v4_be) & 0xffff0000u;
+	__u32 version_tos_len = (4 << 4 | sizeof(*outer) / 4) | (__u32)pkt->tos << 8 |
+				(__u32)bpf_htons(sizeof(*outer) + pkt->l3_len) << 16;
+	__u32 id_fragment = (__u32)bpf_htons(IPV4_DONT_FRAGMENT) << 16;  /* id 0 */
+	__u32 ttl_protocol = OUTER_TTL | IPPROTO_IPIP << 8;            /* checksum 0 for now */
+	__u32 source = bpf_htonl(prefix | (hash & 0xffff));
+	__u32 destination = real->addr_be[0];
 
-	outer->version = 4;
-	outer->ihl = sizeof(*outer) / 4;
-	outer->tos = pkt->tos;
-	outer->tot_len = bpf_htons(sizeof(*outer) + pkt->l3_len);
-	outer->id = 0;
-	outer->frag_off = bpf_htons(IPV4_DONT_FRAGMENT);
-	outer->ttl = OUTER_TTL;
-	outer->protocol = IPPROTO_IPIP;
-	outer->check = 0;
-	outer->saddr = bpf_htonl(prefix | (hash & 0xffff));
-	outer->daddr = real->addr_be[0];
-	outer->check = ipv4_header_checksum(outer);
+	ttl_protocol |= (__u32)ipv4_words_checksum(version_tos_len, id_fragment, ttl_protocol, source, destination) << 16;
+	word[0] = version_tos_len;
+	word[1] = id_fragment;
+	word[2] = ttl_protocol;
+	word[3] = source;
+	word[4] = destination;
 }
 
 static __always_inline void write_outer_ipv6(struct ipv6hdr *outer, const struct packet *pkt,
 					     const struct petrel_real *real, const struct petrel_config *cfg,
 					     __u32 hash)
 {
-	outer->version = 6;
-	outer->priority = pkt->tos >> 4;
-	outer->flow_lbl[0] = ((pkt->tos & 0x0f) << 4) | ((hash >> 16) & 0x0f);
-	outer->flow_lbl[1] = (hash >> 8) & 0xff;
-	outer->flow_lbl[2] = hash & 0xff;
-	outer->payload_len = bpf_htons(pkt->l3_len);
-	outer->nexthdr = pkt->flow.family == PETREL_FAMILY_IPV6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
-	outer->hop_limit = OUTER_TTL;
-	outer->saddr.in6_u.u6_addr32[0] = cfg->encap_src_v6_be[0];
-	outer->saddr.in6_u.u6_addr32[1] = cfg->encap_src_v6_be[1];
-	outer->saddr.in6_u.u6_addr32[2] = pkt->flow.src_be[3] ^ pkt->flow.src_be[0];
-	outer->saddr.in6_u.u6_addr32[3] = bpf_htonl(hash);
-	__builtin_memcpy(&outer->daddr, real->addr_be, 16);
+	__u32 *word = (__u32 *)outer;
+	__u8 next_header = pkt->flow.family == PETREL_FAMILY_IPV6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+
+	/* version 6, traffic class = the inner TOS, flow label = 20 bits of the hash */
+	word[0] = (6 << 4 | pkt->tos >> 4) | ((pkt->tos & 0x0f) << 4 | ((hash >> 16) & 0x0f)) << 8 |
+		  ((hash >> 8) & 0xff) << 16 | (hash & 0xff) << 24;
+	word[1] = (__u32)bpf_htons(pkt->l3_len) | (__u32)next_header << 16 | (__u32)OUTER_TTL << 24;
+	word[2] = cfg->encap_src_v6_be[0];
+	word[3] = cfg->encap_src_v6_be[1];
+	word[4] = pkt->flow.src_be[3] ^ pkt->flow.src_be[0];
+	word[5] = bpf_htonl(hash);
+	word[6] = real->addr_be[0];
+	word[7] = real->addr_be[1];
+	word[8] = real->addr_be[2];
+	word[9] = real->addr_be[3];
 }
 
 /* Grows the packet at the front and writes L2 and the outer header. Returns

@@ -14,12 +14,28 @@ struct {
 	__type(value, struct petrel_config);
 } config SEC(".maps");
 
+/* VIPs by family: an IPv4 key is 8 bytes, an IPv6 key 24. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
+	__type(key, struct petrel_vip_key_v4);
+	__type(value, struct petrel_vip_meta);
+} vips_v4 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
 	__type(key, struct petrel_vip_key);
 	__type(value, struct petrel_vip_meta);
-} vips SEC(".maps");
+} vips_v6 SEC(".maps");
+
+/* See PETREL_ADDR_FILTER_SLOTS: one array read tells that an address has no VIP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_ADDR_FILTER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vip_addresses SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,10 +58,18 @@ struct {
 	__uint(value_size, PETREL_DEFAULT_RING_SIZE * sizeof(__u32));
 } ring SEC(".maps");
 
-/* Connection tables: one LRU per CPU (created by the control plane and stored
- * here by CPU number), and one shared LRU that every CPU also consults, so a
- * flow that moves to another CPU keeps its real. */
-struct conn_table {
+/* Connection tables, per family (IPv4 keys are 16 bytes, IPv6 keys 40): one
+ * LRU per CPU (created by the control plane and stored here by CPU number), and
+ * one shared LRU that every CPU also consults, so a flow that moves to another
+ * CPU keeps its real. */
+struct conn_table_v4 {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
+	__type(key, struct petrel_flow_key_v4);
+	__type(value, struct petrel_conn);
+};
+
+struct conn_table_v6 {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
 	__type(key, struct petrel_flow_key);
@@ -56,21 +80,35 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, PETREL_MAX_CPUS);
 	__type(key, __u32);
-	__array(values, struct conn_table);
-} conn_tables SEC(".maps");
+	__array(values, struct conn_table_v4);
+} conn_tables_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PETREL_MAX_CPUS);
+	__type(key, __u32);
+	__array(values, struct conn_table_v6);
+} conn_tables_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
+	__type(key, struct petrel_flow_key_v4);
+	__type(value, struct petrel_conn);
+} conn_shared_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
 	__type(key, struct petrel_flow_key);
 	__type(value, struct petrel_conn);
-} conn_shared SEC(".maps");
+} conn_shared_v6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PETREL_STAT_COUNT);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct petrel_counters);
 } stats SEC(".maps");
 
 struct {

@@ -9,21 +9,62 @@
 #include "parse.h"
 #include "stats.h"
 
-/* Exact (address, port, protocol) first, then the address's port-wildcard VIP. */
+/* The VIP address filter's bits for the packet's destination: 0 proves that no
+ * VIP has this address (see PETREL_ADDR_FILTER_SLOTS). */
+static __always_inline __u32 vip_address_bits(const struct petrel_flow_key *flow)
+{
+	__u32 slot = petrel_addr_filter_slot(flow->dst_be[0], flow->dst_be[1], flow->dst_be[2], flow->dst_be[3]);
+	__u32 *bits = bpf_map_lookup_elem(&vip_addresses, &slot);
+
+	return bits ? *bits : 0;
+}
+
+static __always_inline __u32 wildcard_bit(__u8 protocol)
+{
+	return protocol == IPPROTO_TCP ? PETREL_ADDR_TCP_WILDCARD : PETREL_ADDR_UDP_WILDCARD;
+}
+
+/* Exact (address, port, protocol) first, then the address's port-wildcard VIP,
+ * looked up only where the filter says one may exist. */
 static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow_key *flow)
 {
-	struct petrel_vip_key key = {};
+	__u32 bits = vip_address_bits(flow);
 	struct petrel_vip_meta *meta;
 
-	__builtin_memcpy(key.addr_be, flow->dst_be, sizeof(key.addr_be));
-	key.port_be = flow->dst_port_be;
-	key.protocol = flow->protocol;
-	key.family = flow->family;
-	meta = bpf_map_lookup_elem(&vips, &key);
-	if (meta)
-		return meta;
-	key.port_be = 0;
-	return bpf_map_lookup_elem(&vips, &key);
+	if (!bits)
+		return 0;
+	/* Keys are written in whole words (see set_flow_ports). */
+	if (flow->family == PETREL_FAMILY_IPV4) {
+		union {
+			struct petrel_vip_key_v4 key;
+			__u64 word;
+		} v4;
+		__u64 address = flow->dst_be[0], protocol = (__u64)flow->protocol << 48;
+
+		v4.word = address | (__u64)flow->dst_port_be << 32 | protocol;
+		meta = bpf_map_lookup_elem(&vips_v4, &v4.key);
+		if (meta || !(bits & wildcard_bit(flow->protocol)))
+			return meta;
+		v4.word = address | protocol;
+		return bpf_map_lookup_elem(&vips_v4, &v4.key);
+	} else {
+		union {
+			struct petrel_vip_key key;
+			__u32 words[5];
+		} v6;
+		__u32 protocol = (__u32)flow->protocol << 16 | (__u32)PETREL_FAMILY_IPV6 << 24;
+
+		v6.words[0] = flow->dst_be[0];
+		v6.words[1] = flow->dst_be[1];
+		v6.words[2] = flow->dst_be[2];
+		v6.words[3] = flow->dst_be[3];
+		v6.words[4] = (__u32)flow->dst_port_be | protocol;
+		meta = bpf_map_lookup_elem(&vips_v6, &v6.key);
+		if (meta || !(bits & wildcard_bit(flow->protocol)))
+			return meta;
+		v6.words[4] = protocol;
+		return bpf_map_lookup_elem(&vips_v6, &v6.key);
+	}
 }
 
 /* The flow hash places a flow on the ring and spreads outer source addresses. */
@@ -63,11 +104,98 @@ static __always_inline struct petrel_real *remembered_real(struct petrel_conn *c
 	return real;
 }
 
-static __always_inline void *cpu_conn_table(void)
+/* Clang would merge the IPv4 and IPv6 copies of a map call into one call on a
+ * map chosen at run time; the verifier then cannot inline it and a lookup
+ * becomes a slow generic helper call. An empty asm statement that differs per
+ * family keeps the two calls apart. */
+#define KEEP_APART(value, family) asm volatile("" : "+r"(value) : "i"(family))
+
+/* The flow as a connection-table key: IPv4 flows have compact keys and tables
+ * of their own. */
+struct flow_tables {
+	__u64 v4;   /* 0 or 1; 64 bits, so the verifier tracks it exactly through the stack */
+	union {
+		struct petrel_flow_key_v4 key4;
+		__u64 key4_words[2];  /* written whole (see set_flow_ports) */
+	};
+	const struct petrel_flow_key *key6;
+	void *cpu;   /* this CPU's table, if it has one */
+};
+
+static __always_inline void open_tables(const struct packet *pkt, struct flow_tables *t)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 v4 = pkt->flow.family == PETREL_FAMILY_IPV4;
 
-	return bpf_map_lookup_elem(&conn_tables, &cpu);
+	/* Every later test is on this 0 or 1, which the verifier knows exactly; a
+	 * second "family == 4" test would let it explore an IPv6 path holding an
+	 * IPv4 table (it cannot represent "not 4"), and un-inline the lookups. */
+	asm volatile("" : "+r"(v4));
+	t->v4 = v4;
+	t->key6 = &pkt->flow;
+	if (v4) {
+		t->key4_words[0] = (__u64)pkt->flow.src_be[0] | (__u64)pkt->flow.dst_be[0] << 32;
+		t->key4_words[1] = (__u64)*(__u32 *)&pkt->flow.src_port_be | (__u64)pkt->flow.protocol << 32;
+		t->cpu = bpf_map_lookup_elem(&conn_tables_v4, &cpu);
+		KEEP_APART(t->cpu, 4);
+	} else {
+		t->cpu = bpf_map_lookup_elem(&conn_tables_v6, &cpu);
+		KEEP_APART(t->cpu, 6);
+	}
+}
+
+static __always_inline struct petrel_conn *lookup_cpu(const struct flow_tables *t)
+{
+	struct petrel_conn *conn;
+
+	if (t->v4) {
+		conn = bpf_map_lookup_elem(t->cpu, &t->key4);
+		KEEP_APART(conn, 4);
+	} else {
+		conn = bpf_map_lookup_elem(t->cpu, t->key6);
+		KEEP_APART(conn, 6);
+	}
+	return conn;
+}
+
+static __always_inline void update_cpu(const struct flow_tables *t, const struct petrel_conn *conn)
+{
+	long err;
+
+	if (t->v4) {
+		err = bpf_map_update_elem(t->cpu, &t->key4, conn, BPF_ANY);
+		KEEP_APART(err, 4);
+	} else {
+		err = bpf_map_update_elem(t->cpu, t->key6, conn, BPF_ANY);
+		KEEP_APART(err, 6);
+	}
+}
+
+static __always_inline struct petrel_conn *lookup_shared(const struct flow_tables *t)
+{
+	struct petrel_conn *conn;
+
+	if (t->v4) {
+		conn = bpf_map_lookup_elem(&conn_shared_v4, &t->key4);
+		KEEP_APART(conn, 4);
+	} else {
+		conn = bpf_map_lookup_elem(&conn_shared_v6, t->key6);
+		KEEP_APART(conn, 6);
+	}
+	return conn;
+}
+
+static __always_inline void update_shared(const struct flow_tables *t, const struct petrel_conn *conn)
+{
+	long err;
+
+	if (t->v4) {
+		err = bpf_map_update_elem(&conn_shared_v4, &t->key4, conn, BPF_ANY);
+		KEEP_APART(err, 4);
+	} else {
+		err = bpf_map_update_elem(&conn_shared_v6, t->key6, conn, BPF_ANY);
+		KEEP_APART(err, 6);
+	}
 }
 
 struct choice {
@@ -90,21 +218,22 @@ static __always_inline int take_remembered(struct petrel_conn *conn, struct choi
 }
 
 /* Looks the flow up in this CPU's table, then in the shared one. */
-static __always_inline int choice_from_tables(const struct packet *pkt, void *cpu_table, struct choice *out)
+static __always_inline int choice_from_tables(const struct packet *pkt, const struct flow_tables *t,
+					      struct petrel_counters *counters, struct choice *out)
 {
 	struct petrel_conn *conn;
 
-	if (cpu_table && take_remembered(bpf_map_lookup_elem(cpu_table, &pkt->flow), out)) {
-		count_stat(PETREL_STAT_EVENT_CONNECTION_HIT);
+	if (t->cpu && take_remembered(lookup_cpu(t), out)) {
+		count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
 		return 1;
 	}
-	conn = bpf_map_lookup_elem(&conn_shared, &pkt->flow);
+	conn = lookup_shared(t);
 	if (!take_remembered(conn, out))
 		return 0;
-	count_stat(PETREL_STAT_EVENT_SHARED_TABLE_HIT);
+	count_stat(counters, PETREL_STAT_EVENT_SHARED_TABLE_HIT);
 	/* Teach this CPU's table, so the next packet stays on the fast path. */
-	if (cpu_table && !pkt->icmp_error)
-		bpf_map_update_elem(cpu_table, &pkt->flow, conn, BPF_ANY);
+	if (t->cpu && !pkt->icmp_error)
+		update_cpu(t, conn);
 	return 1;
 }
 
@@ -113,7 +242,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, void *cp
  * SYNs that never complete (a flood) cannot push established flows out of the
  * per-CPU tables. An entry this CPU already holds (a flow decided afresh) is
  * overwritten, or it would win over the new decision. */
-static __always_inline void remember_choice(const struct packet *pkt, void *cpu_table, const struct choice *choice)
+static __always_inline void remember_choice(const struct flow_tables *t, const struct choice *choice)
 {
 	struct petrel_conn conn = {
 		.real_id = choice->real_id,
@@ -121,35 +250,35 @@ static __always_inline void remember_choice(const struct packet *pkt, void *cpu_
 		.flow_hash = choice->hash,
 	};
 
-	if (cpu_table && bpf_map_lookup_elem(cpu_table, &pkt->flow))
-		bpf_map_update_elem(cpu_table, &pkt->flow, &conn, BPF_ANY);
-	bpf_map_update_elem(&conn_shared, &pkt->flow, &conn, BPF_ANY);
+	if (t->cpu && lookup_cpu(t))
+		update_cpu(t, &conn);
+	update_shared(t, &conn);
 }
 
 /* Returns PARSE_OK with out filled, or the reason no real can take the packet.
  * A flow the tables know brings its hash along; only a new decision hashes. */
 static __always_inline int choose_real(const struct packet *pkt, const struct petrel_vip_meta *vip,
-				       struct choice *out)
+				       struct petrel_counters *counters, struct choice *out)
 {
 	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
-	void *cpu_table = 0;
-	__u64 slot, ring_size = load_settings.ring_size;
+	struct flow_tables tables;
+	__u32 slot, ring_size = load_settings.ring_size;
 	__u32 *row;
 
 	if (use_tables) {
-		cpu_table = cpu_conn_table();
-		if (!cpu_table)
-			count_stat(PETREL_STAT_EVENT_NO_CPU_TABLE);
+		open_tables(pkt, &tables);
+		if (!tables.cpu)
+			count_stat(counters, PETREL_STAT_EVENT_NO_CPU_TABLE);
 		/* A SYN opens a new connection: it always takes a fresh decision. */
-		if (!pkt->tcp_syn && choice_from_tables(pkt, cpu_table, out))
+		if (!pkt->tcp_syn && choice_from_tables(pkt, &tables, counters, out))
 			return PARSE_OK;
 		if (pkt->flow.protocol == IPPROTO_TCP && !pkt->tcp_syn && !pkt->icmp_error)
-			count_stat(PETREL_STAT_EVENT_LRU_MISS);
+			count_stat(counters, PETREL_STAT_EVENT_LRU_MISS);
 	}
 
 	out->hash = flow_hash(&pkt->flow, vip->flags);
 	row = bpf_map_lookup_elem(&ring, &vip->ring_row);
-	slot = (__u64)out->hash % ring_size;
+	slot = petrel_ring_slot(out->hash, ring_size);
 	/* The compiler knows slot < ring_size and would drop the check below; the
 	 * verifier does not know it and needs the check to prove the access safe. */
 	asm volatile("" : "+r"(slot));
@@ -163,9 +292,9 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 		return PETREL_STAT_DROP_NO_REAL;
 
 	if (!pkt->icmp_error) {
-		count_stat(PETREL_STAT_EVENT_NEW_CONNECTION);
+		count_stat(counters, PETREL_STAT_EVENT_NEW_CONNECTION);
 		if (use_tables)
-			remember_choice(pkt, cpu_table, out);
+			remember_choice(&tables, out);
 	}
 	return PARSE_OK;
 }

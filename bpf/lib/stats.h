@@ -4,12 +4,18 @@
 
 #include "maps.h"
 
-static __always_inline void count_stat(__u32 reason)
+/* This CPU's counter record, looked up once per packet. */
+static __always_inline struct petrel_counters *cpu_counters(void)
 {
-	__u64 *counter = bpf_map_lookup_elem(&stats, &reason);
+	__u32 zero = 0;
 
-	if (counter)
-		*counter += 1;
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+static __always_inline void count_stat(struct petrel_counters *counters, __u32 reason)
+{
+	if (reason < PETREL_STAT_COUNT)
+		counters->count[reason] += 1;
 }
 
 static __always_inline void count_traffic(void *map, __u32 index, __u64 bytes)

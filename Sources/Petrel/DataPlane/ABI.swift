@@ -32,6 +32,20 @@ extension VipKey {
         return key
     }
 
+    /// The key in vips_v4 (IPv4 VIPs only).
+    var abiV4: petrel_vip_key_v4 {
+        var key = petrel_vip_key_v4()
+        key.addr_be = address.abiWords.0
+        key.port_be = port.bigEndian
+        key.protocol = proto.number
+        return key
+    }
+
+    init?(abi: petrel_vip_key_v4) {
+        self.init(abi: petrel_vip_key(addr_be: (abi.addr_be, 0, 0, 0), port_be: abi.port_be, protocol: abi.protocol,
+                                      family: UInt8(PETREL_FAMILY_IPV4)))
+    }
+
     init?(abi: petrel_vip_key) {
         guard let address = IPAddress(abiWords: abi.addr_be, family: abi.family),
               let proto = L4Protocol.allCases.first(where: { $0.number == abi.protocol }) else { return nil }
@@ -48,6 +62,17 @@ extension Flow {
         key.dst_port_be = destinationPort.bigEndian
         key.protocol = proto.number
         key.family = source.abiFamily
+        return key
+    }
+
+    /// The key in the IPv4 connection tables (IPv4 flows only).
+    var abiV4: petrel_flow_key_v4 {
+        var key = petrel_flow_key_v4()
+        key.src_be = source.abiWords.0
+        key.dst_be = destination.abiWords.0
+        key.src_port_be = sourcePort.bigEndian
+        key.dst_port_be = destinationPort.bigEndian
+        key.protocol = proto.number
         return key
     }
 }

@@ -17,6 +17,8 @@ struct AppliedState {
     var realGenerations: [UInt32]
     /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
     var needsFullRewrite = false
+    /// The VIP address filter as written to the kernel.
+    var addressFilter = AddressFilter()
 
     init(limits: DataPlaneLimits) {
         realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
@@ -50,6 +52,9 @@ struct AppliedState {
             state.ringRow[key] = entry.row
             state.rows[entry.row] = entry.slots
         }
+        // The kernel's filter holds at least these bits (a VIP enters it before its
+        // entry is written); extra bits a killed apply left behind cost a lookup only.
+        state.addressFilter = AddressFilter(vips: state.vips.keys)
         self = state
     }
 }

@@ -126,6 +126,11 @@ struct ApplyPlan {
     /// the next VIP to use one writes it whole before pointing at it.
     func writes(from current: AppliedState) -> [MapWrite] {
         var writes: [MapWrite] = []
+        // New VIP addresses enter the filter before their VIPs exist; removed ones
+        // leave it after their VIPs are gone.
+        let filter = AddressFilter(vips: desired.keys)
+        let filterDuring = current.addressFilter.union(filter)
+        writes += current.addressFilter.writes(to: filterDuring).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         for (address, id) in newReals {
             writes.append(.resetRealTraffic(id: id))
             writes.append(.real(id: id, address: address, generation: current.generation(ofReal: id) &+ 1))
@@ -137,6 +142,7 @@ struct ApplyPlan {
             writes.append(.vip(key, flags: desired[key]!.flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
         }
         for key in removed { writes.append(.removeVip(key)) }
+        writes += filterDuring.writes(to: filter).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         for (_, id) in releasedReals {
             writes.append(.real(id: id, address: nil, generation: current.generation(ofReal: id)))
         }
@@ -170,6 +176,7 @@ struct ApplyPlan {
         }
         state.vips = desired
         state.realUsers = realUsers
+        state.addressFilter = AddressFilter(vips: desired.keys)
         state.needsFullRewrite = false
         return state
     }

@@ -5,16 +5,23 @@ import PetrelObjects
 /// The balancer's maps, by role. Names match bpf/lib/maps.h.
 struct BalancerMaps {
     static let programName = "petrel_balancer"
-    static let sharedConnectionTable = "conn_shared"
     /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
-    static let names = ["config", "vips", "reals", "ring", "conn_tables", "conn_shared", "stats", "vip_stats", "real_stats"]
+    static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
+                        "conn_shared_v4", "conn_shared_v6", "stats", "vip_stats", "real_stats"]
 
     let config: BPFMap
-    let vips: BPFMap
+    /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.
+    let vipsV4: BPFMap
+    let vipsV6: BPFMap
+    /// The VIP address filter (PETREL_ADDR_FILTER_SLOTS words).
+    let vipAddresses: BPFMap
     let reals: BPFMap
     let ring: BPFMap
-    let connectionTables: BPFMap
-    let sharedConnections: BPFMap
+    /// Per family: the per-CPU connection tables (array of maps) and the shared one.
+    let connectionTablesV4: BPFMap
+    let connectionTablesV6: BPFMap
+    let sharedConnectionsV4: BPFMap
+    let sharedConnectionsV6: BPFMap
     let stats: BPFMap
     let vipStats: BPFMap
     let realStats: BPFMap
@@ -24,10 +31,12 @@ struct BalancerMaps {
     /// max_entries per map for the given limits.
     static func sizes(for limits: DataPlaneLimits) -> [String: Int] {
         [
-            "vips": limits.maxVips,
+            "vips_v4": limits.maxVips,
+            "vips_v6": limits.maxVips,
             "reals": limits.maxReals,
             "ring": 2 * limits.maxVips,  // two rows per VIP: a ring is switched by pointing at the other
-            "conn_shared": limits.connectionTableSize,
+            "conn_shared_v4": limits.connectionTableSize,
+            "conn_shared_v6": limits.connectionTableSize,
             "vip_stats": limits.maxVips,
             "real_stats": limits.maxReals,
         ]
@@ -51,11 +60,15 @@ struct BalancerMaps {
     private init(all: [String: BPFMap]) {
         self.all = all
         config = all["config"]!
-        vips = all["vips"]!
+        vipsV4 = all["vips_v4"]!
+        vipsV6 = all["vips_v6"]!
+        vipAddresses = all["vip_addresses"]!
         reals = all["reals"]!
         ring = all["ring"]!
-        connectionTables = all["conn_tables"]!
-        sharedConnections = all["conn_shared"]!
+        connectionTablesV4 = all["conn_tables_v4"]!
+        connectionTablesV6 = all["conn_tables_v6"]!
+        sharedConnectionsV4 = all["conn_shared_v4"]!
+        sharedConnectionsV6 = all["conn_shared_v6"]!
         stats = all["stats"]!
         vipStats = all["vip_stats"]!
         realStats = all["real_stats"]!

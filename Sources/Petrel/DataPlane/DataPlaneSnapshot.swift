@@ -43,10 +43,16 @@ extension DataPlaneSnapshot {
                 if let address = IPAddress(abiWords: real.addr_be, family: real.family) { reals[id] = address }
             }
             var vips: [VipKey: VipEntry] = [:]
-            for abiKey in try maps.vips.keys(as: petrel_vip_key.self) {
-                guard let key = VipKey(abi: abiKey), let meta = try maps.vips.lookup(abiKey, as: petrel_vip_meta.self) else { continue }
+            func add(_ key: VipKey?, _ meta: petrel_vip_meta?) throws {
+                guard let key, let meta else { return }
                 let slots = try maps.ring.lookup(meta.ring_row, elementsOf: UInt32.self) ?? []
                 vips[key] = VipEntry(flags: VipFlags(rawValue: meta.flags), statsIndex: meta.vip_index, row: meta.ring_row, slots: slots)
+            }
+            for abiKey in try maps.vipsV4.keys(as: petrel_vip_key_v4.self) {
+                try add(VipKey(abi: abiKey), try maps.vipsV4.lookup(abiKey, as: petrel_vip_meta.self))
+            }
+            for abiKey in try maps.vipsV6.keys(as: petrel_vip_key.self) {
+                try add(VipKey(abi: abiKey), try maps.vipsV6.lookup(abiKey, as: petrel_vip_meta.self))
             }
             return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations)
         }

@@ -32,9 +32,19 @@ final class KernelMapStore: MapStore {
                 meta.flags = flags.rawValue
                 meta.vip_index = statsIndex
                 meta.ring_row = row
-                try maps.vips.update(key.abi, meta)
+                if key.address.family == .ipv4 {
+                    try maps.vipsV4.update(key.abiV4, meta)
+                } else {
+                    try maps.vipsV6.update(key.abi, meta)
+                }
             case let .removeVip(key):
-                try maps.vips.delete(key.abi)
+                if key.address.family == .ipv4 {
+                    try maps.vipsV4.delete(key.abiV4)
+                } else {
+                    try maps.vipsV6.delete(key.abi)
+                }
+            case let .addressFilter(slot, bits):
+                try maps.vipAddresses.update(slot, bits)
             }
         }
     }

@@ -56,7 +56,7 @@ public final class LoadBalancer: @unchecked Sendable {
 
     /// Opens the maps pinned at `path`, checking they were made with the same limits.
     private static func pinnedMaps(at path: String?, limits: DataPlaneLimits) throws(PetrelError) -> [String: BPFMap] {
-        guard let path, FileManager.default.fileExists(atPath: "\(path)/vips") else { return [:] }
+        guard let path, FileManager.default.fileExists(atPath: "\(path)/vips_v4") else { return [:] }
         let sizes = BalancerMaps.sizes(for: limits)
         var result: [String: BPFMap] = [:]
         for name in BalancerMaps.names {
@@ -74,17 +74,22 @@ public final class LoadBalancer: @unchecked Sendable {
         return result
     }
 
-    /// One LRU table per CPU in conn_tables. A CPU whose table cannot be created
-    /// falls back to the shared table (counted as event_no_cpu_table).
+    /// One LRU table per CPU and family in conn_tables_v4 and conn_tables_v6. A CPU
+    /// whose table cannot be created falls back to the shared table (counted as
+    /// event_no_cpu_table).
     private static func createConnectionTables(in maps: BalancerMaps, limits: DataPlaneLimits) throws(BPFError) {
         let cpus = min(BPFMap.possibleCPUs, Int(PETREL_MAX_CPUS))
-        for cpu in 0..<cpus {
-            guard let table = try? BPFMap.createLRUHash(
-                name: "petrel_conn_\(cpu)",
-                keySize: MemoryLayout<petrel_flow_key>.size, valueSize: MemoryLayout<petrel_conn>.size,
-                maxEntries: limits.connectionTableSize)
-            else { continue }
-            try maps.connectionTables.setInnerMap(at: UInt32(cpu), to: table)
+        let families = [("v4", MemoryLayout<petrel_flow_key_v4>.size, maps.connectionTablesV4),
+                        ("v6", MemoryLayout<petrel_flow_key>.size, maps.connectionTablesV6)]
+        for (family, keySize, tables) in families {
+            for cpu in 0..<cpus {
+                guard let table = try? BPFMap.createLRUHash(
+                    name: "petrel_conn\(family)_\(cpu)",
+                    keySize: keySize, valueSize: MemoryLayout<petrel_conn>.size,
+                    maxEntries: limits.connectionTableSize)
+                else { continue }
+                try tables.setInnerMap(at: UInt32(cpu), to: table)
+            }
         }
     }
 
@@ -236,8 +241,13 @@ public final class LoadBalancer: @unchecked Sendable {
         lock.unlock()
         return try kernel {
             var global: [StatReason: UInt64] = [:]
-            for reason in StatReason.allCases {
-                global[reason] = try maps.stats.lookupPerCPU(reason.rawValue, as: UInt64.self).reduce(0, +)
+            // One record per CPU holds every counter (struct petrel_counters).
+            for record in try maps.stats.lookupPerCPU(UInt32(0), as: petrel_counters.self) {
+                withUnsafeBytes(of: record.count) { raw in
+                    for reason in StatReason.allCases {
+                        global[reason, default: 0] &+= raw.load(fromByteOffset: Int(reason.rawValue) * 8, as: UInt64.self)
+                    }
+                }
             }
             func traffic(_ map: BPFMap, _ index: UInt32) throws -> Traffic {
                 try map.lookupPerCPU(index, as: petrel_traffic.self).reduce(into: Traffic()) {
@@ -268,11 +278,13 @@ public final class LoadBalancer: @unchecked Sendable {
         else { return Explanation(flow: flow, vip: nil, flags: [], hash: 0, ringSlot: nil, ringReal: nil, rememberedReal: nil) }
 
         let hash = FlowHash.hash(flow, flags: vip.flags)
-        let slot = Int(hash % UInt32(limits.ringSize))
+        let slot = Int(petrel_ring_slot(hash, UInt32(limits.ringSize)))
         let ringRealId = ring[slot]
         var remembered: IPAddress?
         if !vip.flags.contains(.lruBypass),
-           let conn = try kernel({ try maps.sharedConnections.lookup(flow.abi, as: petrel_conn.self) }),
+           let conn = try kernel({ try flow.source.family == .ipv4
+                ? maps.sharedConnectionsV4.lookup(flow.abiV4, as: petrel_conn.self)
+                : maps.sharedConnectionsV6.lookup(flow.abi, as: petrel_conn.self) }),
            let address = state.address(ofReal: conn.real_id), state.generation(ofReal: conn.real_id) == conn.real_generation {
             remembered = address
         }

@@ -17,6 +17,9 @@ enum MapWrite: Hashable, Sendable {
     case vip(VipKey, flags: VipFlags, statsIndex: UInt32, row: UInt32)
     /// Removes the VIP's entry: its packets are passed to the kernel from then on.
     case removeVip(VipKey)
+    /// One word of the VIP address filter (`AddressFilter`): a VIP's bits are set
+    /// before its entry is written and cleared only after its entry is removed.
+    case addressFilter(slot: UInt32, bits: UInt32)
 }
 
 /// Where planned writes go: the kernel's maps (`KernelMapStore`), or memory in

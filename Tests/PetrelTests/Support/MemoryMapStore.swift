@@ -13,6 +13,8 @@ final class MemoryMapStore: MapStore {
     var vips: [VipKey: VipEntry] = [:]
     var reals: [UInt32: (address: IPAddress?, generation: UInt32)] = [:]
     var rows: [UInt32: [UInt32]] = [:]
+    /// The VIP address filter's non-zero words.
+    var filter: [UInt32: UInt32] = [:]
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -30,6 +32,7 @@ final class MemoryMapStore: MapStore {
         case let .ringRow(row, slots): rows[row] = slots
         case let .vip(key, flags, statsIndex, row): vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row)
         case let .removeVip(key): vips[key] = nil
+        case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
         }
         log.append(write)
         afterEachWrite?(self)
@@ -45,6 +48,15 @@ final class MemoryMapStore: MapStore {
             snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [])
         }
         return snapshot
+    }
+
+    /// VIPs whose address the filter would wrongly call "no VIP" (or whose
+    /// port-wildcard entry it would skip): must always be empty.
+    var vipsHiddenByFilter: [VipKey] {
+        vips.keys.filter { key in
+            let needed = AddressFilter(vips: [key]).slots.first!
+            return (filter[needed.key] ?? 0) & needed.value != needed.value
+        }.sorted()
     }
 
     /// What a packet to each VIP meets: its flags and, slot by slot, the address of
