@@ -25,6 +25,9 @@ struct KillDuringApplyTests {
             victim.executableURL = binary
             victim.arguments = ["apply-forever", pinPath]
             try victim.run()
+            // The first victim loads the program and pins the maps before its first
+            // apply; on a busy machine that alone can outlast the kill window.
+            for _ in 0..<1_000 where !FileManager.default.fileExists(atPath: "\(pinPath)/vips_v4") { usleep(10_000) }
             usleep(UInt32.random(in: 20_000...250_000, using: &rng))
             kill(victim.processIdentifier, SIGKILL)
             victim.waitUntilExit()
