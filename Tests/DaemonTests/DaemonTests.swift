@@ -58,7 +58,7 @@ struct DaemonTests {
         // SIGTERM without --keep-forwarding-on-exit: detached, pins removed, socket removed.
         harness.signal(SIGTERM)
         #expect(try harness.waitForExit() == 0)
-        #expect(!FileManager.default.fileExists(atPath: harness.pinPath + "/vips"))
+        #expect(!FileManager.default.fileExists(atPath: harness.pinPath + "/vips_v4"))
         #expect(!FileManager.default.fileExists(atPath: harness.socketPath))
         #expect(!(try harness.inNamespaceOutput(["ip", "link", "show", "veth0"])).contains("xdp"))
     }
@@ -117,7 +117,7 @@ struct DaemonTests {
 
         harness.signal(SIGKILL)
         try harness.waitForExit()
-        #expect(FileManager.default.fileExists(atPath: harness.pinPath + "/vips"))
+        #expect(FileManager.default.fileExists(atPath: harness.pinPath + "/vips_v4"))
         #expect(try harness.inNamespaceOutput(["ip", "link", "show", "veth0"]).contains("xdp"), "forwarding continues without petreld")
 
         try harness.start(keepForwarding: true)
@@ -135,7 +135,7 @@ struct DaemonTests {
         // A clean stop with --keep-forwarding-on-exit leaves the program and the pins for the next petreld.
         harness.signal(SIGTERM)
         #expect(try harness.waitForExit() == 0)
-        #expect(FileManager.default.fileExists(atPath: harness.pinPath + "/vips"))
+        #expect(FileManager.default.fileExists(atPath: harness.pinPath + "/vips_v4"))
         #expect(try harness.inNamespaceOutput(["ip", "link", "show", "veth0"]).contains("xdp"))
     }
 
