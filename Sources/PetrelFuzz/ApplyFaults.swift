@@ -1,3 +1,4 @@
+import Foundation
 import Petrel
 
 /// Two configurations that differ in every way a change can (VIPs added and
@@ -21,7 +22,9 @@ public enum ApplyFaults {
     /// Applies the two configurations in turn, forever, on maps pinned at `pinPath`.
     public static func applyForever(pinPath: String) throws -> Never {
         let balancer = try LoadBalancer(limits: limits, pinPath: pinPath)
-        var which = 0
+        try balancer.apply(configuration(0))
+        FileHandle.standardOutput.write(Data("applied\n".utf8))  // the test waits for the first apply
+        var which = 1
         while true {
             try balancer.apply(configuration(which))
             which ^= 1
