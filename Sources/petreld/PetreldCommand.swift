@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import NIOCore
 import NIOPosix
 import PetrelConfig
 
@@ -39,7 +40,15 @@ struct PetreldCommand: ParsableCommand {
     @Option(name: .long, help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: ArgumentHelp("Seconds a client has to send a whole request to the admin and metrics listeners.", valueName: "seconds"))
+    var requestDeadline = Int(ServerLimits.standard.requestDeadline.nanoseconds / 1_000_000_000)
+
+    @Option(name: .long, help: ArgumentHelp("Seconds a client with an incomplete request may stay silent.", valueName: "seconds"))
+    var idleTimeout = Int(ServerLimits.standard.idleTimeout.nanoseconds / 1_000_000_000)
+
     func validate() throws {
+        guard (1...3_600).contains(requestDeadline) else { throw ValidationError("--request-deadline: must be 1 to 3600 seconds, got \(requestDeadline)") }
+        guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: must be 1 to 3600 seconds, got \(idleTimeout)") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: must be one of trace, debug, info, notice, warning, error, critical, got \(logLevel)")
         }
@@ -67,7 +76,10 @@ struct PetreldCommand: ParsableCommand {
         // A reload request during start-up must not kill the process (SIGHUP's default);
         // the config is read afresh at start anyway.
         signal(SIGHUP, SIG_IGN)
-        let limits = FileDescriptorLimit.fit(ServerLimits.standard, listeners: settings.listenerCount, logger: logger)
+        var wanted = ServerLimits.standard
+        wanted.requestDeadline = .seconds(Int64(requestDeadline))
+        wanted.idleTimeout = .seconds(Int64(idleTimeout))
+        let limits = FileDescriptorLimit.fit(wanted, listeners: settings.listenerCount, logger: logger)
         // One event loop serves every connection of every listener; the work runs on the daemon's queues.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let daemon: Daemon

@@ -90,11 +90,11 @@ final class DaemonHarness {
 
     /// Starts petreld and waits (bounded) until it answers on its socket.
     /// `wrapper` runs petreld (like `setpriv ... --`), inside the namespace.
-    func start(keepForwarding: Bool = false, wrapper: [String] = []) throws {
+    func start(keepForwarding: Bool = false, wrapper: [String] = [], arguments: [String] = []) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         process.arguments = ["netns", "exec", namespace] + wrapper + [DaemonHarness.binaries + "/petreld", "--config", configPath]
-            + (keepForwarding ? ["--keep-forwarding-on-exit"] : [])
+            + (keepForwarding ? ["--keep-forwarding-on-exit"] : []) + arguments
         if !FileManager.default.fileExists(atPath: directory + "/petreld.log") {
             _ = FileManager.default.createFile(atPath: directory + "/petreld.log", contents: nil)
         }
