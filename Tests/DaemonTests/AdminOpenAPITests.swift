@@ -22,8 +22,9 @@ struct AdminOpenAPITests {
 
         // Every check but positive_data_acceptance: the document cannot say which addresses
         // petreld refuses (multicast, loopback, ...), so some schema-valid requests get 400, rightly.
-        let run = try harness.capture("/usr/bin/timeout", [
-            "300", "ip", "netns", "exec", harness.namespace, "schemathesis", "run", AdminOpenAPITests.document,
+        // Run from the harness's directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+        let run = try harness.capture("/usr/bin/env", [
+            "-C", harness.directory, "timeout", "300", "ip", "netns", "exec", harness.namespace, "schemathesis", "run", AdminOpenAPITests.document,
             "--url", "http://127.0.0.1:9180", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--max-examples", "10", "--workers", "1", "--no-color",
         ])
