@@ -53,7 +53,7 @@ let package = Package(
         // MARK: Front ends
         // The admin API's JSON documents and the request/response values, shared by petreld and petrel;
         // the CLI's small HTTP/1.1 client for the unix socket.
-        .target(name: "PetrelAdmin", dependencies: ["Petrel"]),
+        .target(name: "PetrelAdmin", dependencies: ["Petrel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "petreld",
             dependencies: [
@@ -65,7 +65,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "petrel",
