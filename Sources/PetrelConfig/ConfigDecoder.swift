@@ -37,7 +37,7 @@ struct ConfigDecoder {
             return nil
         }
 
-        var config = PetrelConfiguration(interface: "", nextHop: .mac([]))
+        var config = PetrelConfiguration(interface: "", nextHop: .mac(MACAddress(0, 0, 0, 0, 0, 0)))
         if let interface = top.required("interface")?.interfaceName() { config.interface = interface }
         if let mode = top.setting("attach_mode", default: Defaults.attachMode, {
             $0.choice(of: PetrelConfiguration.AttachMode.self)

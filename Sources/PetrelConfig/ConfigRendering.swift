@@ -11,7 +11,7 @@ extension PetrelConfiguration {
         lines.append("attach_mode: \(attachMode.rawValue)")
         lines.append("next_hop:")
         switch nextHop {
-        case .mac(let bytes): lines.append("  mac: \(Self.quoted(MACAddress.format(bytes)))")
+        case .mac(let mac): lines.append("  mac: \(Self.quoted(mac.description))")
         case .gateway(let address): lines.append("  gateway: \(Self.scalar(address))")
         }
         lines.append("encapsulation:")

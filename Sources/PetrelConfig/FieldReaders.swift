@@ -19,21 +19,21 @@ extension ConfigNode {
     }
 
     /// A unicast Ethernet address such as `02:00:00:00:02:01`.
-    func macAddress() -> [UInt8]? {
+    func macAddress() -> MACAddress? {
         guard let text = string() else { return nil }
-        guard text.allSatisfy({ $0.isHexDigit || $0 == ":" }), let bytes = MACAddress.parse(text) else {
+        guard text.allSatisfy({ $0.isHexDigit || $0 == ":" }), let mac = MACAddress(text) else {
             report("must be a MAC address: six two-digit hex bytes separated by colons, like \"02:00:00:00:02:01\"; got \(describe())")
             return nil
         }
-        if bytes.allSatisfy({ $0 == 0 }) {
+        if mac.isZero {
             report("must be the router's MAC address, got the all-zero address \(text)")
             return nil
         }
-        if bytes[0] & 1 == 1 {
+        if mac.isMulticast {
             report("must be a unicast MAC address (the router's), got the multicast or broadcast address \(text)")
             return nil
         }
-        return bytes
+        return mac
     }
 
     /// An address that can be a VIP, a real or a gateway (`IPAddress.checkHost`:
@@ -58,7 +58,7 @@ extension ConfigNode {
         let hostBytes = address.bytes.dropFirst(prefixLength / 8)
         guard hostBytes.allSatisfy({ $0 == 0 }) else {
             let zeroed = Array(address.bytes.prefix(prefixLength / 8)) + hostBytes.map { _ in UInt8(0) }
-            let suggestion = family == .ipv4 ? IPAddress.v4(zeroed) : IPAddress.v6(zeroed)
+            let suggestion = IPAddress(wireBytes: zeroed)!
             report("must be a /\(prefixLength) prefix with the low \(address.bytes.count * 8 - prefixLength) bits zero "
                 + "(they are filled in from each flow), got \(address); did you mean \(suggestion)?")
             return nil
@@ -85,7 +85,7 @@ extension ConfigNode {
             report("must be a loopback IP address and a port, like 127.0.0.1:9180; \"\(host)\" is not an IP address")
             return nil
         }
-        let loopback = address.family == .ipv4 ? address.bytes[0] == 127 : address == IPAddress("::1")
+        let loopback = address.hostAddressProblem == "loopback"
         guard loopback else {
             report("must be on a loopback address (127.0.0.0/8 or ::1), got \(address); the endpoint has no authentication")
             return nil

@@ -98,15 +98,15 @@ extension PetrelConfiguration {
 
     /// The L2 destination of every forwarded frame.
     public enum NextHop: Hashable, Sendable, CustomStringConvertible {
-        /// A fixed MAC address (6 bytes).
-        case mac([UInt8])
+        /// A fixed MAC address.
+        case mac(MACAddress)
         /// An IP address whose MAC the daemon resolves (ARP/NDP) when it starts.
         case gateway(IPAddress)
 
         /// `mac 02:00:00:00:02:01` or `gateway 198.18.2.1`.
         public var description: String {
             switch self {
-            case .mac(let bytes): return "mac \(MACAddress.format(bytes))"
+            case .mac(let mac): return "mac \(mac)"
             case .gateway(let address): return "gateway \(address)"
             }
         }
@@ -137,8 +137,8 @@ extension PetrelConfiguration {
     /// The value of every setting the file may leave out.
     public enum Defaults {
         public static let attachMode = AttachMode.native
-        public static let encapSourceV4 = IPAddress.v4([198, 19, 0, 0])
-        public static let encapSourceV6 = IPAddress.v6([0xfd, 0x50, 0, 0, 0xff, 0xff] + [UInt8](repeating: 0, count: 10))
+        public static let encapSourceV4 = IPAddress.v4(198, 19, 0, 0)
+        public static let encapSourceV6 = IPAddress.v6(high: 0xfd50_0000_ffff_0000, low: 0)
         // The data plane's own defaults (PETREL_DEFAULT_* in the ABI header).
         public static let ringSize = DataPlaneLimits().ringSize
         public static let connectionTableSize = DataPlaneLimits().connectionTableSize

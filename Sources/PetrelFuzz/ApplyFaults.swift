@@ -12,9 +12,9 @@ public enum ApplyFaults {
             // VIPs 0-29 are in both, 30-34 only in the first, 35-39 only in the second.
             if n >= 30 && n < 35 && which == 1 { return nil }
             if n >= 35 && which == 0 { return nil }
-            let key = VipKey(address: .v4([198, 18, 100, UInt8(n)]), port: 80, proto: .tcp)
+            let key = VipKey(address: .v4(198, 18, 100, UInt8(n)), port: 80, proto: .tcp)
             let first = which == 0 ? 1 : 4
-            let reals = (first..<first + 5).map { Real(address: .v4([198, 18, 3, UInt8(n + $0)]), weight: UInt32(which == 0 ? 1 : $0)) }
+            let reals = (first..<first + 5).map { Real(address: .v4(198, 18, 3, UInt8(n + $0)), weight: UInt32(which == 0 ? 1 : $0)) }
             return Vip(key: key, flags: which == 0 ? [] : .hashWithoutSourcePort, reals: reals)
         }
     }

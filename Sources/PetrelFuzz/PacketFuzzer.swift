@@ -21,8 +21,8 @@ public final class PacketFuzzer {
         ]
     }()
 
-    public static let interfaceMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x02]
-    public static let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+    public static let interfaceMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x02)
+    public static let nextHopMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x01)
     public static let mtu = 1500
 
     public let seed: UInt64
@@ -116,7 +116,7 @@ public final class PacketFuzzer {
 
     private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int) -> String? {
         guard output.count > l2Length + 20 else { return "forwarded frame too short (\(output.count) bytes)" }
-        guard Array(output[0..<6]) == Self.nextHopMAC, Array(output[6..<12]) == Self.interfaceMAC else { return "wrong MAC addresses" }
+        guard MACAddress(bytes: output[0..<6]) == Self.nextHopMAC, MACAddress(bytes: output[6..<12]) == Self.interfaceMAC else { return "wrong MAC addresses" }
         if l2Length == 18 && Array(output[12..<16]) != Array(input[12..<16]) { return "VLAN tag not kept" }
         let etherType = Int(output[l2Length - 2]) << 8 | Int(output[l2Length - 1])
         let realFamily = vip.reals.first!.address.family
@@ -130,14 +130,14 @@ public final class PacketFuzzer {
             guard header[0] == 0x45, header[9] == 4, header[8] == 64 else { return "bad outer IPv4 header \(header)" }
             guard PacketBuilder.internetChecksum(header) == 0 else { return "outer IPv4 checksum wrong" }
             guard Int(header[2]) << 8 | Int(header[3]) == 20 + l3Length else { return "outer total length wrong" }
-            destination = .v4(Array(header[16..<20]))
+            destination = IPAddress(wireBytes: header[16..<20])!
         } else {
             outer = 40
             guard output.count >= l2Length + 40, etherType == 0x86dd else { return "outer ethertype 0x\(String(etherType, radix: 16)), expected IPv6" }
             let header = Array(output[l2Length ..< l2Length + 40])
             guard header[0] >> 4 == 6, header[6] == (innerIsV4 ? 4 : 41), header[7] == 64 else { return "bad outer IPv6 header" }
             guard Int(header[4]) << 8 | Int(header[5]) == l3Length else { return "outer payload length wrong" }
-            destination = .v6(Array(header[24..<40]))
+            destination = IPAddress(wireBytes: header[24..<40])!
         }
         guard Array(output[(l2Length + outer)...]) == Array(input[l2Length...]) else { return "inner packet changed" }
         guard vip.reals.contains(where: { $0.address == destination }) else { return "sent to \(destination), not a real of \(vip.key)" }

@@ -91,13 +91,13 @@ struct PacketMutator {
             if vip.key.port != 0 { port = vip.key.port }
         } else {
             let isV4 = family.map { $0 == .ipv4 } ?? Bool.random(using: &rng)
-            destination = isV4 ? .v4([198, 18, 100, UInt8.random(in: 0...255, using: &rng)])
-                : .v6([0xfd, 0x50, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8.random(in: 0...255, using: &rng)])
+            destination = isV4 ? .v4(198, 18, 100, UInt8.random(in: 0...255, using: &rng))
+                : .v6(high: 0xfd50_0000_0100_0000, low: UInt64.random(in: 0...255, using: &rng))
             proto = Bool.random(using: &rng) ? .tcp : .udp
         }
         let source: IPAddress = destination.family == .ipv4
-            ? .v4([198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng)])
-            : .v6([0xfd, 0x50, 0, 0, 0, 1, 0, 0] + (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            ? .v4(198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng))
+            : .v6(high: 0xfd50_0000_0001_0000, low: UInt64.random(in: 0...UInt64.max, using: &rng))
         return Flow(proto: proto, source: source, sourcePort: UInt16.random(in: 1...65535, using: &rng), destination: destination, destinationPort: port)
     }
 
@@ -123,10 +123,10 @@ struct PacketMutator {
         let icmp = PacketBuilder.icmpError(type: type, code: 0, quoting: quoted)
         if isV4 {
             return PacketBuilder.ethernet(etherType: PacketBuilder.etherTypeIPv4,
-                                          payload: PacketBuilder.ipv4(source: .v4([198, 18, 1, 1]), destination: target, protocol: 1, payload: icmp))
+                                          payload: PacketBuilder.ipv4(source: .v4(198, 18, 1, 1), destination: target, protocol: 1, payload: icmp))
         }
         return PacketBuilder.ethernet(etherType: PacketBuilder.etherTypeIPv6,
-                                      payload: PacketBuilder.ipv6(source: .v6([0xfd, 0x50, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 9) + [1]),
+                                      payload: PacketBuilder.ipv6(source: .v6(high: 0xfd50_0000_0001_0000, low: 1),
                                                                   destination: target, nextHeader: 58, payload: icmp))
     }
 }

@@ -98,7 +98,7 @@ struct ReferenceClassifier {
         guard let proto = L4Protocol.allCases.first(where: { $0.number == flow.proto }) else {
             return Verdict(reason: icmpError ? .passICMP : .passUnsupported)
         }
-        let address: IPAddress = family == .ipv4 ? .v4(flow.destination) : .v6(flow.destination)
+        guard let address = IPAddress(wireBytes: flow.destination) else { return Verdict(reason: .passUnsupported) }
         let exact = VipKey(address: address, port: UInt16(flow.destinationPort), proto: proto)
         guard let vip = vips[exact] ?? vips[VipKey(address: address, port: 0, proto: proto)] else {
             return Verdict(reason: icmpError ? .passICMP : .passNotVip)

@@ -14,7 +14,7 @@ public enum NextHopResolver {
     /// The gateway's MAC. If the neighbour table has no usable entry, asks the kernel
     /// to resolve it (as a packet to it would) and waits at most `timeout` seconds.
     /// The gateway must be on a directly connected network.
-    public static func resolve(_ gateway: IPAddress, timeout: Double = 3) throws -> [UInt8] {
+    public static func resolve(_ gateway: IPAddress, timeout: Double = 3) throws -> MACAddress {
         let netlink = try RouteNetlink()
         let interface = try directlyConnectedInterface(for: gateway, netlink)
         let deadline = now() + timeout
@@ -63,7 +63,7 @@ public enum NextHopResolver {
     }
 
     /// The neighbour entry's MAC, if the entry is usable (resolved, or static).
-    private static func neighbour(_ gateway: IPAddress, interface: Int32, _ netlink: RouteNetlink) throws -> [UInt8]? {
+    private static func neighbour(_ gateway: IPAddress, interface: Int32, _ netlink: RouteNetlink) throws -> MACAddress? {
         let answers: [NetlinkMessage]
         do {
             answers = try netlink.request("neighbour lookup for \(gateway)", type: Int(RTM_GETNEIGH),
@@ -80,8 +80,8 @@ public enum NextHopResolver {
         let state = Int32(entry.payload.load(UInt16.self, at: 8))
         let usable = Int32(NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY)
         guard state & usable != 0, let mac = entry.attributes(after: MemoryLayout<ndmsg>.size)[Int(NDA_LLADDR)],
-              mac.count == 6, mac != [0, 0, 0, 0, 0, 0] else { return nil }
-        return mac
+              let address = MACAddress(bytes: mac), !address.isZero else { return nil }
+        return address
     }
 
     /// Asks the kernel to resolve the gateway (NTF_USE: as if a packet were waiting for it),

@@ -26,7 +26,7 @@ final class Daemon: @unchecked Sendable {
 
     /// The config in force: the file as last loaded, not including admin API changes.
     private(set) var config: PetrelConfiguration
-    private(set) var nextHopMAC: [UInt8]
+    private(set) var nextHopMAC: MACAddress
     /// 1 for the config read at start, +1 per successful reload.
     private(set) var generation = 1
     private(set) var reloadsSucceeded = 0
@@ -173,7 +173,7 @@ final class Daemon: @unchecked Sendable {
                 config: configPath, generation: generation, interface: config.interface, attachMode: config.attachMode.rawValue,
                 attached: false, adopted: balancer.adoptedPinnedMaps, pinPath: config.pinPath, vips: 0,
                 reloadsSucceeded: reloadsSucceeded, reloadsFailed: reloadsFailed, lastReloadIssues: lastReloadIssues,
-                nextHopMAC: MACAddress.format(nextHopMAC), restartNeeded: restartNeeded.isEmpty ? nil : restartNeeded)
+                nextHopMAC: "\(nextHopMAC)", restartNeeded: restartNeeded.isEmpty ? nil : restartNeeded)
         }
         let program = try? balancer.attachedProgram(interface: document.interface)
         document.attached = program != nil
@@ -184,21 +184,21 @@ final class Daemon: @unchecked Sendable {
 
     // MARK: Helpers
 
-    private static func resolve(_ nextHop: PetrelConfiguration.NextHop, logger: Logger) throws -> [UInt8] {
+    private static func resolve(_ nextHop: PetrelConfiguration.NextHop, logger: Logger) throws -> MACAddress {
         switch nextHop {
-        case .mac(let bytes):
-            return bytes
+        case .mac(let mac):
+            return mac
         case .gateway(let address):
             let mac = try NextHopResolver.resolve(address)
-            logger.info("next hop resolved", metadata: ["gateway": "\(address)", "mac": "\(MACAddress.format(mac))"])
+            logger.info("next hop resolved", metadata: ["gateway": "\(address)", "mac": "\(mac)"])
             return mac
         }
     }
 
     /// The forwarding settings for a config, read from the interface and validated, not yet written.
-    private static func forwardingSettings(config: PetrelConfiguration, nextHopMAC: [UInt8]) throws -> ForwardingSettings {
+    private static func forwardingSettings(config: PetrelConfiguration, nextHopMAC: MACAddress) throws -> ForwardingSettings {
         let interface = try NetworkInterface(named: config.interface)
-        let settings = ForwardingSettings(interfaceMAC: try interface.macAddress(), nextHopMAC: nextHopMAC,
+        let settings = ForwardingSettings(interfaceMAC: try interface.mac(), nextHopMAC: nextHopMAC,
                                           mtu: try config.mtu ?? interface.mtu(),
                                           encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6)
         try settings.validate()
@@ -208,7 +208,7 @@ final class Daemon: @unchecked Sendable {
     private static func configureForwarding(_ balancer: LoadBalancer, settings: ForwardingSettings, logger: Logger) throws {
         try balancer.configureForwarding(settings)
         logger.info("forwarding configured", metadata: [
-            "interface_mac": "\(MACAddress.format(settings.interfaceMAC))", "next_hop_mac": "\(MACAddress.format(settings.nextHopMAC))",
+            "interface_mac": "\(settings.interfaceMAC)", "next_hop_mac": "\(settings.nextHopMAC)",
             "mtu": "\(settings.mtu)",
         ])
     }

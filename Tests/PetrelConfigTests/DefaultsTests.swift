@@ -8,7 +8,7 @@ struct DefaultsTests {
     @Test("A file with only the required keys gets every default")
     func minimalFileGetsDefaults() throws {
         let config = try ConfigLoader.parse(yaml: minimalYAML, fileName: "minimal.yaml")
-        #expect(config == PetrelConfiguration(interface: "eth0", nextHop: .mac([2, 0, 0, 0, 2, 1])))
+        #expect(config == PetrelConfiguration(interface: "eth0", nextHop: .mac(MACAddress(2, 0, 0, 0, 2, 1))))
         #expect(config.attachMode == .native)
         #expect(config.encapSourceV4 == IPAddress("198.19.0.0"))
         #expect(config.encapSourceV6 == IPAddress("fd50:0:ffff::"))
@@ -57,7 +57,7 @@ struct DefaultsTests {
 
     @Test("Rendering the defaults gives text that parses to the same configuration")
     func defaultsRoundTrip() throws {
-        let config = PetrelConfiguration(interface: "eth0", nextHop: .mac([2, 0, 0, 0, 2, 1]))
+        let config = PetrelConfiguration(interface: "eth0", nextHop: .mac(MACAddress(2, 0, 0, 0, 2, 1)))
         let text = config.yaml
         #expect(text.contains("ring_size: 65537\n"))
         #expect(text.contains("source_v6: \"fd50:0:ffff::\"\n"))

@@ -24,7 +24,7 @@ struct ExampleConfigTests {
         let config = try load("demo.yaml")
         #expect(config.interface == "eth0")
         #expect(config.attachMode == .native)
-        #expect(config.nextHop == .mac([0x02, 0x00, 0x00, 0x00, 0x02, 0x01]))
+        #expect(config.nextHop == .mac(MACAddress(0x02, 0x00, 0x00, 0x00, 0x02, 0x01)))
         #expect(config.ringSize == 65_537)
         #expect(config.mtu == nil)
         #expect(config.pinPath == "/sys/fs/bpf/petrel-demo")

@@ -159,7 +159,7 @@ struct AcceptedConfigTests {
     @Test("An unquoted MAC that YAML 1.1 would read as a base-60 number is still a MAC")
     func unquotedMAC() throws {
         let config = try ConfigLoader.parse(yaml: "interface: eth0\nnext_hop:\n  mac: 10:20:30:40:50:56\n")
-        #expect(config.nextHop == .mac([0x10, 0x20, 0x30, 0x40, 0x50, 0x56]))
+        #expect(config.nextHop == .mac(MACAddress(0x10, 0x20, 0x30, 0x40, 0x50, 0x56)))
     }
 
     @Test("The same real may serve several VIPs; it counts once against max_reals")

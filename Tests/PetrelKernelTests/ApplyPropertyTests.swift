@@ -15,14 +15,14 @@ struct ApplyPropertyTests {
         var vips: [Vip] = []
         for _ in 0..<Int.random(in: 0...12, using: &rng) {
             let v6 = Bool.random(using: &rng)
-            let address: IPAddress = v6 ? .v6([0xfd, 0x50, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8.random(in: 1...4, using: &rng)])
-                : .v4([198, 18, 100, UInt8.random(in: 1...4, using: &rng)])
+            let address: IPAddress = v6 ? .v6(high: 0xfd50_0000_0100_0000, low: UInt64.random(in: 1...4, using: &rng))
+                : .v4(198, 18, 100, UInt8.random(in: 1...4, using: &rng))
             let key = VipKey(address: address, port: [0, 80, 443, 53].randomElement(using: &rng)!, proto: Bool.random(using: &rng) ? .tcp : .udp)
             guard keys.insert(key).inserted else { continue }
             let realsV6 = v6 || Bool.random(using: &rng)
             let count = Int.random(in: 0...8, using: &rng)
             let reals = Set((0..<count).map { _ in UInt8.random(in: 1...40, using: &rng) }).sorted().map { host -> Real in
-                let address: IPAddress = realsV6 ? .v6([0xfd, 0x50, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, host]) : .v4([198, 18, 3, host])
+                let address: IPAddress = realsV6 ? .v6(high: 0xfd50_0000_0300_0000, low: UInt64(host)) : .v4(198, 18, 3, host)
                 return Real(address: address, weight: UInt32.random(in: 0...5, using: &rng))
             }
             let flags = VipFlags(rawValue: UInt32.random(in: 0...7, using: &rng))
@@ -36,12 +36,12 @@ struct ApplyPropertyTests {
         var edited = vips + randomVips(&rng).filter { new in !vips.contains { $0.key == new.key } }
         let broken: Vip
         switch Int.random(in: 0...2, using: &rng) {
-        case 0: broken = Vip(key: VipKey(address: .v6([0xfd, 0x50] + [UInt8](repeating: 9, count: 14)), port: 1, proto: .tcp),
-                             reals: [Real(address: .v4([198, 18, 3, 1]))])
-        case 1: broken = Vip(key: VipKey(address: .v4([198, 18, 101, 1]), port: 1, proto: .tcp),
-                             reals: [Real(address: .v4([198, 18, 3, 1]), weight: 5_000_000)])
-        default: broken = Vip(key: VipKey(address: .v4([198, 18, 101, 2]), port: 1, proto: .tcp),
-                              reals: [Real(address: .v4([198, 18, 3, 1])), Real(address: .v4([198, 18, 3, 1]))])
+        case 0: broken = Vip(key: VipKey(address: .v6(high: 0xfd50_0909_0909_0909, low: 0x0909_0909_0909_0909), port: 1, proto: .tcp),
+                             reals: [Real(address: .v4(198, 18, 3, 1))])
+        case 1: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 1), port: 1, proto: .tcp),
+                             reals: [Real(address: .v4(198, 18, 3, 1), weight: 5_000_000)])
+        default: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 2), port: 1, proto: .tcp),
+                              reals: [Real(address: .v4(198, 18, 3, 1)), Real(address: .v4(198, 18, 3, 1))])
         }
         edited.insert(broken, at: Int.random(in: 0...edited.count, using: &rng))
         return edited

@@ -59,7 +59,7 @@ struct LifecycleTests {
             ([Vip(key: TestVips.web4, reals: [Real(address: ip("198.18.3.11")), Real(address: ip("198.18.3.11"))])], "vips[0].reals[1].address"),
             ([Vip(key: TestVips.web4, reals: [Real(address: ip("198.18.3.11"), weight: 2_000_000)])], "vips[0].reals[0].weight"),
             ((0..<17).map { Vip(key: VipKey(address: ip("198.18.100.1"), port: UInt16(1000 + $0), proto: .tcp)) }, "max_vips"),
-            ([Vip(key: TestVips.web4, reals: (0..<64).map { Real(address: .v4([198, 18, 4, UInt8($0)])) })], "max_reals"),
+            ([Vip(key: TestVips.web4, reals: (0..<64).map { Real(address: .v4(198, 18, 4, UInt8($0))) })], "max_reals"),
         ]
         for (vips, field) in bad {
             #expect {

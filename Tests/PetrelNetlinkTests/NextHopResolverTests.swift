@@ -29,10 +29,10 @@ final class NextHopResolverTests {
         _ = try? run(["ip", "netns", "del", router])
     }
 
-    private var routerMAC: [UInt8] {
+    private var routerMAC: MACAddress {
         get throws {
             let text = try run(["ip", "netns", "exec", router, "cat", "/sys/class/net/rt0/address"])
-            return try #require(MACAddress.parse(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            return try #require(MACAddress(text.trimmingCharacters(in: .whitespacesAndNewlines)))
         }
     }
 
@@ -49,7 +49,7 @@ final class NextHopResolverTests {
     @Test("A static neighbour entry is used as it is")
     func permanentEntry() throws {
         try run(["ip", "-n", lb, "neigh", "add", "10.77.0.50", "lladdr", "02:00:00:77:00:50", "dev", "lb0", "nud", "permanent"])
-        #expect(try resolveInLB("10.77.0.50") == .success([0x02, 0, 0, 0x77, 0, 0x50]))
+        #expect(try resolveInLB("10.77.0.50") == .success(MACAddress(0x02, 0, 0, 0x77, 0, 0x50)))
     }
 
     @Test("A gateway behind another router is refused, naming the router")
@@ -74,7 +74,7 @@ final class NextHopResolverTests {
     // MARK: Running the resolver inside the namespace
 
     private enum Outcome: Equatable {
-        case success([UInt8])
+        case success(MACAddress)
         case failure(String)
     }
 

@@ -9,7 +9,7 @@ import Testing
     static func reals(_ count: Int, weights: [UInt32] = [1], firstHost: Int = 1) -> [Real] {
         (0..<count).map { i in
             let host = firstHost + i
-            let address = IPAddress.v4([10, UInt8(host >> 16 & 0xff), UInt8(host >> 8 & 0xff), UInt8(host & 0xff)])
+            let address = IPAddress.v4(10, UInt8(host >> 16 & 0xff), UInt8(host >> 8 & 0xff), UInt8(host & 0xff))
             return Real(address: address, weight: weights[i % weights.count])
         }
     }
@@ -121,8 +121,8 @@ import Testing
     }
 
     @Test func duplicateAddressIsRejected() {
-        let reals = Self.reals(3) + [Real(address: .v4([10, 0, 0, 2]), weight: 5)]
-        #expect(throws: MaglevError.duplicateReal(.v4([10, 0, 0, 2]))) {
+        let reals = Self.reals(3) + [Real(address: .v4(10, 0, 0, 2), weight: 5)]
+        #expect(throws: MaglevError.duplicateReal(.v4(10, 0, 0, 2))) {
             try MaglevRing(reals: reals, size: 251)
         }
     }
@@ -148,7 +148,7 @@ import Testing
         #expect(drained.realAddress(atSlot: 0) == nil)
         let empty = try MaglevRing(reals: [], size: 251)
         #expect(empty.slots == Array(repeating: -1, count: 251))
-        #expect(empty.share(of: .v4([10, 0, 0, 1])) == 0)
+        #expect(empty.share(of: .v4(10, 0, 0, 1)) == 0)
     }
 
     @Test func changedSlotsComparesAddressesSlotBySlot() throws {
@@ -162,7 +162,7 @@ import Testing
             return before != after
         }
         #expect(MaglevRing.changedSlots(from: old, to: new) == expected)
-        #expect(expected.count >= old.slotCount(of: .v4([10, 0, 0, 1])))
+        #expect(expected.count >= old.slotCount(of: .v4(10, 0, 0, 1)))
     }
 
     @Test func queriesAgreeWithSlots() throws {
@@ -171,7 +171,7 @@ import Testing
         #expect(ring.realAddress(atSlot: 101) == nil)
         #expect(ring.realAddress(atSlot: 0) == ring.reals[Int(ring.slots[0])].address)
         #expect(ring.reals.map { ring.slotCount(of: $0.address) }.reduce(0, +) == 101)
-        #expect(ring.slotCount(of: .v4([192, 0, 2, 1])) == 0)
+        #expect(ring.slotCount(of: .v4(192, 0, 2, 1)) == 0)
     }
 
     @Test func mixedFamiliesFillTheRing() throws {
@@ -184,9 +184,11 @@ import Testing
 
     // MARK: - Building blocks
 
-    @Test func bigEndianWordsPutIPv4InWordZero() {
-        #expect(IPAddress.v4([192, 0, 2, 1]).bigEndianWords == [0xc000_0201, 0, 0, 0])
-        #expect(IPAddress("2001:db8::1")!.bigEndianWords == [0x2001_0db8, 0, 0, 1])
+    @Test func wordsPutIPv4InWordZero() {
+        let v4 = IPAddress.v4(192, 0, 2, 1).words
+        #expect([v4.0, v4.1, v4.2, v4.3] == [0xc000_0201, 0, 0, 0])
+        let v6 = IPAddress("2001:db8::1")!.words
+        #expect([v6.0, v6.1, v6.2, v6.3] == [0x2001_0db8, 0, 0, 1])
     }
 
     @Test func permutationSkipNeverZero() {

@@ -6,22 +6,23 @@ import CPetrelABI
 typealias AddressWords = (UInt32, UInt32, UInt32, UInt32)
 
 extension IPAddress {
-    /// The wire bytes as the ABI's `__be32 addr_be[4]`.
-    var abiWords: AddressWords { words }
+    /// The wire bytes as the ABI's `__be32 addr_be[4]`: `words`, each in network order.
+    var abiWords: AddressWords {
+        let w = words
+        return (w.0.bigEndian, w.1.bigEndian, w.2.bigEndian, w.3.bigEndian)
+    }
 
     var abiFamily: UInt8 { family == .ipv4 ? UInt8(PETREL_FAMILY_IPV4) : UInt8(PETREL_FAMILY_IPV6) }
 
     init?(abiWords: AddressWords, family: UInt8) {
-        var words = abiWords
-        let bytes = withUnsafeBytes(of: &words) { Array($0) }
+        let w = (UInt32(bigEndian: abiWords.0), UInt32(bigEndian: abiWords.1), UInt32(bigEndian: abiWords.2), UInt32(bigEndian: abiWords.3))
         switch Int32(family) {
-        case PETREL_FAMILY_IPV4: self = .v4(Array(bytes.prefix(4)))
-        case PETREL_FAMILY_IPV6: self = .v6(bytes)
+        case PETREL_FAMILY_IPV4: self = .v4(w.0)
+        case PETREL_FAMILY_IPV6: self = .v6(high: UInt64(w.0) << 32 | UInt64(w.1), low: UInt64(w.2) << 32 | UInt64(w.3))
         default: return nil
         }
     }
 }
-
 extension VipKey {
     var abi: petrel_vip_key {
         var key = petrel_vip_key()
@@ -77,11 +78,16 @@ extension Flow {
     }
 }
 
-func macBytes(_ tuple: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> [UInt8] {
-    [tuple.0, tuple.1, tuple.2, tuple.3, tuple.4, tuple.5]
-}
+extension MACAddress {
+    typealias ABIBytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
 
-func macTuple(_ bytes: [UInt8]) -> (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) {
-    precondition(bytes.count == 6)
-    return (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5])
+    /// The ABI's `__u8 mac[6]`.
+    var abiBytes: ABIBytes {
+        let b = bytes
+        return (b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+
+    init(abiBytes t: ABIBytes) {
+        self.init(t.0, t.1, t.2, t.3, t.4, t.5)
+    }
 }

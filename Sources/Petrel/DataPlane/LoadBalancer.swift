@@ -117,8 +117,8 @@ public final class LoadBalancer: @unchecked Sendable {
     public func configureForwarding(_ settings: ForwardingSettings) throws(PetrelError) {
         try settings.validate()
         var config = petrel_config()
-        config.interface_mac = macTuple(settings.interfaceMAC)
-        config.next_hop_mac = macTuple(settings.nextHopMAC)
+        config.interface_mac = settings.interfaceMAC.abiBytes
+        config.next_hop_mac = settings.nextHopMAC.abiBytes
         config.mtu = UInt32(settings.mtu)
         config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
         config.encap_src_v6_be = settings.encapSourceV6.abiWords
@@ -129,7 +129,7 @@ public final class LoadBalancer: @unchecked Sendable {
     public func forwardingSettings() throws(PetrelError) -> ForwardingSettings? {
         guard let config = try kernel({ try maps.config.lookup(UInt32(0), as: petrel_config.self) }), config.mtu != 0 else { return nil }
         return ForwardingSettings(
-            interfaceMAC: macBytes(config.interface_mac), nextHopMAC: macBytes(config.next_hop_mac), mtu: Int(config.mtu),
+            interfaceMAC: MACAddress(abiBytes: config.interface_mac), nextHopMAC: MACAddress(abiBytes: config.next_hop_mac), mtu: Int(config.mtu),
             encapSourceV4: IPAddress(abiWords: (config.encap_src_v4_be, 0, 0, 0), family: UInt8(PETREL_FAMILY_IPV4))!,
             encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!)
     }

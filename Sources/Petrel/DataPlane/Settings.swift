@@ -55,9 +55,9 @@ public struct DataPlaneLimits: Hashable, Sendable {
 /// How forwarded packets are addressed on the wire.
 public struct ForwardingSettings: Hashable, Sendable {
     /// Source MAC of forwarded frames: the MAC of the interface Petrel is attached to.
-    public var interfaceMAC: [UInt8]
+    public var interfaceMAC: MACAddress
     /// Destination MAC: the router towards the reals.
-    public var nextHopMAC: [UInt8]
+    public var nextHopMAC: MACAddress
     /// Largest encapsulated IP packet the link carries; bigger ones are dropped and counted.
     public var mtu: Int
     /// Outer IPv4 source prefix (/16); the low 16 bits come from the flow hash.
@@ -71,7 +71,7 @@ public struct ForwardingSettings: Hashable, Sendable {
     public static let defaultEncapSourceV4 = IPAddress("198.19.0.0")!
     public static let defaultEncapSourceV6 = IPAddress("fd50:0:ffff::")!
 
-    public init(interfaceMAC: [UInt8], nextHopMAC: [UInt8], mtu: Int,
+    public init(interfaceMAC: MACAddress, nextHopMAC: MACAddress, mtu: Int,
                 encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
                 encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6) {
         self.interfaceMAC = interfaceMAC
@@ -83,8 +83,6 @@ public struct ForwardingSettings: Hashable, Sendable {
 
     /// Checks every field; `LoadBalancer.configureForwarding` calls it too.
     public func validate() throws(PetrelError) {
-        guard interfaceMAC.count == 6 else { throw .invalid(field: "interface_mac", value: "\(interfaceMAC.count) bytes", expected: "must be 6 bytes") }
-        guard nextHopMAC.count == 6 else { throw .invalid(field: "next_hop.mac", value: "\(nextHopMAC.count) bytes", expected: "must be 6 bytes") }
         guard ForwardingSettings.mtuRange.contains(mtu) else {
             throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between \(ForwardingSettings.mtuRange.lowerBound) and \(ForwardingSettings.mtuRange.upperBound)")
         }
@@ -94,20 +92,6 @@ public struct ForwardingSettings: Hashable, Sendable {
         guard encapSourceV6.family == .ipv6 else {
             throw .invalid(field: "encapsulation.source_v6", value: "\(encapSourceV6)", expected: "must be an IPv6 address")
         }
-    }
-}
-
-/// Formats and parses MAC addresses as "02:00:00:00:02:01".
-public enum MACAddress {
-    public static func parse(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6 else { return nil }
-        let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
-        return bytes.count == 6 ? bytes : nil
-    }
-
-    public static func format(_ bytes: [UInt8]) -> String {
-        bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: ":")
     }
 }
 

@@ -81,10 +81,10 @@ public struct MaglevRing: Sendable, Equatable {
     /// The (offset, skip) that define the permutation of `size` slots for `address`.
     /// `skip` lies in 1..<size, so with a prime size the walk visits every slot once.
     static func permutation(of address: IPAddress, size: Int) -> (offset: Int, skip: Int) {
-        // Big-endian words, so the ring is the same on every host.
-        let w = address.bigEndianWords
-        let h1 = JenkinsHash.hash4(w[0], w[1], w[2], w[3], seed: offsetSeed)
-        let h2 = JenkinsHash.hash4(w[0], w[1], w[2], w[3], seed: skipSeed)
+        // The address's numeric words (wire order), so the ring is the same on every host.
+        let w = address.words
+        let h1 = JenkinsHash.hash4(w.0, w.1, w.2, w.3, seed: offsetSeed)
+        let h2 = JenkinsHash.hash4(w.0, w.1, w.2, w.3, seed: skipSeed)
         return (Int(h1) % size, Int(h2) % (size - 1) + 1)
     }
 

@@ -32,11 +32,11 @@ public enum FlowHash {
 
     public static func hash(_ flow: Flow, flags: VipFlags) -> UInt32 {
         var sourceWord: UInt32
-        let words = flow.source.bigEndianWords
+        let words = flow.source.words
         if flow.source.family == .ipv6 {
-            sourceWord = JenkinsHash.hash4(words[0], words[1], words[2], words[3], seed: seed)
+            sourceWord = JenkinsHash.hash4(words.0, words.1, words.2, words.3, seed: seed)
         } else {
-            sourceWord = words[0]
+            sourceWord = words.0
         }
         var ports = UInt32(flow.sourcePort) << 16 | UInt32(flow.destinationPort)
         if flags.contains(.hashDestinationPortOnly) {
@@ -46,15 +46,5 @@ public enum FlowHash {
             ports = UInt32(flow.destinationPort)
         }
         return JenkinsHash.hash3(sourceWord, ports, UInt32(flow.proto.number), seed: seed)
-    }
-}
-
-extension IPAddress {
-    /// The address as four numeric 32-bit words read in network order (IPv4 fills word 0).
-    public var bigEndianWords: [UInt32] {
-        let padded = bytes + [UInt8](repeating: 0, count: 16 - bytes.count)
-        return (0..<4).map { i in
-            padded[i * 4 ..< i * 4 + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        }
     }
 }

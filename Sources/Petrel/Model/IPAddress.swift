@@ -1,39 +1,79 @@
 import Foundation
 
-/// An IPv4 or IPv6 address, kept as the bytes on the wire (network order).
-public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
-    case v4([UInt8])  // 4 bytes
-    case v6([UInt8])  // 16 bytes
+/// An IPv4 or IPv6 address: a fixed-size value (two 64-bit numbers and a family),
+/// so it never needs a length check. An IPv4 address sits in the top 32 bits,
+/// the way the data plane's `addr_be[4]` holds it in word 0.
+public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let family: AddressFamily
+    /// The first 8 bytes on the wire, read as a number (network order).
+    public let high: UInt64
+    /// The last 8 bytes on the wire (zero for IPv4).
+    public let low: UInt64
+
+    private init(family: AddressFamily, high: UInt64, low: UInt64) {
+        self.family = family
+        self.high = high
+        self.low = low
+    }
+
+    // MARK: Making one
+
+    /// The IPv4 address `a.b.c.d`.
+    public static func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> IPAddress {
+        v4(UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
+    }
+
+    /// The IPv4 address whose number is `value` (198.18.0.1 is 0xc612_0001).
+    public static func v4(_ value: UInt32) -> IPAddress {
+        IPAddress(family: .ipv4, high: UInt64(value) << 32, low: 0)
+    }
+
+    /// The IPv6 address whose first and last 64 bits are `high` and `low`.
+    public static func v6(high: UInt64, low: UInt64) -> IPAddress {
+        IPAddress(family: .ipv6, high: high, low: low)
+    }
 
     /// Parses dotted-quad IPv4 or any textual IPv6 form; nil if it is neither.
     public init?(_ text: String) {
         var v4 = in_addr()
         var v6 = in6_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
-            self = .v4(withUnsafeBytes(of: &v4) { Array($0) })
+            self = IPAddress.v4(UInt32(bigEndian: v4.s_addr))
         } else if inet_pton(AF_INET6, text, &v6) == 1 {
-            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+            let halves = withUnsafeBytes(of: &v6) { ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            self = IPAddress.v6(high: UInt64(bigEndian: halves.0), low: UInt64(bigEndian: halves.1))
         } else {
             return nil
         }
     }
 
-    public var family: AddressFamily { if case .v4 = self { return .ipv4 } else { return .ipv6 } }
-
-    public var bytes: [UInt8] {
-        switch self {
-        case .v4(let bytes), .v6(let bytes): return bytes
+    /// The address in the bytes of a packet header: 4 bytes for IPv4, 16 for IPv6; nil for any other count.
+    public init?<Bytes: Collection>(wireBytes bytes: Bytes) where Bytes.Element == UInt8 {
+        func number(_ part: some Sequence<UInt8>) -> UInt64 { part.reduce(0) { $0 << 8 | UInt64($1) } }
+        switch bytes.count {
+        case 4: self = IPAddress.v4(UInt32(number(bytes)))
+        case 16: self = IPAddress.v6(high: number(bytes.prefix(8)), low: number(bytes.dropFirst(8)))
+        default: return nil
         }
     }
 
-    /// The address as four 32-bit words (an IPv4 address fills word 0), the way
-    /// the ABI header stores addresses.
+    // MARK: Reading it
+
+    /// The address as four 32-bit numbers, in wire order (IPv4 fills word 0): the
+    /// one form the flow hash, Maglev and the maps are fed from.
     public var words: (UInt32, UInt32, UInt32, UInt32) {
-        var padded = bytes + [UInt8](repeating: 0, count: 16 - bytes.count)
-        return padded.withUnsafeMutableBytes { raw in
-            (raw.load(fromByteOffset: 0, as: UInt32.self), raw.load(fromByteOffset: 4, as: UInt32.self),
-             raw.load(fromByteOffset: 8, as: UInt32.self), raw.load(fromByteOffset: 12, as: UInt32.self))
-        }
+        (UInt32(truncatingIfNeeded: high >> 32), UInt32(truncatingIfNeeded: high),
+         UInt32(truncatingIfNeeded: low >> 32), UInt32(truncatingIfNeeded: low))
+    }
+
+    /// The IPv4 address as a number (`family == .ipv4` only).
+    public var ipv4Value: UInt32 { UInt32(truncatingIfNeeded: high >> 32) }
+
+    /// The bytes on the wire: 4 for IPv4, 16 for IPv6 (for building packets).
+    public var bytes: [UInt8] {
+        let all = (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+        return family == .ipv4 ? Array(all.prefix(4)) : all
     }
 
     public var description: String {
@@ -44,18 +84,11 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         return String(cString: buffer)
     }
 
-    // Hashing the bytes in one call is much cheaper than element by element,
-    // and large configurations hash millions of addresses.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(family == .ipv4)
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-
     /// Canonical order: IPv4 before IPv6, then by bytes. Maglev sorts reals this
     /// way so every instance builds the same ring.
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
         if lhs.family != rhs.family { return lhs.family == .ipv4 }
-        return lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        return (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 }
 

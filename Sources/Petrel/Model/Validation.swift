@@ -123,17 +123,17 @@ extension IPAddress {
     /// tunnel reaches), multicast (`224.0.0.0/4`, `ff00::/8`), the IPv4 broadcast
     /// address and the rest of `240.0.0.0/4` (reserved).
     public var hostAddressProblem: String? {
-        let bytes = self.bytes
-        if bytes.allSatisfy({ $0 == 0 }) { return "unspecified" }
+        if high == 0 && low == 0 { return "unspecified" }
         switch family {
         case .ipv4:
-            if bytes[0] == 127 { return "loopback" }
-            if bytes[0] >= 224 && bytes[0] <= 239 { return "multicast" }
-            if bytes.allSatisfy({ $0 == 255 }) { return "broadcast" }
-            if bytes[0] >= 240 { return "reserved" }
+            let first = ipv4Value >> 24
+            if first == 127 { return "loopback" }
+            if first >= 224 && first <= 239 { return "multicast" }
+            if ipv4Value == .max { return "broadcast" }
+            if first >= 240 { return "reserved" }
         case .ipv6:
-            if bytes[0] == 0xff { return "multicast" }
-            if bytes.dropLast().allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return "loopback" }
+            if high >> 56 == 0xff { return "multicast" }
+            if high == 0 && low == 1 { return "loopback" }
         }
         return nil
     }

@@ -13,7 +13,7 @@ enum Plan {
     static let reals6 = (1...3).map { IPAddress("fd50:0:3::1\($0)")! }
     /// The name real N's server answers with.
     static let realNames = ["real1", "real2", "real3"]
-    static let routerMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+    static let routerMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x01)
     static let interface = "eth0"
 
     /// The server name of a real address, e.g. "real2" for 198.18.3.12.
@@ -54,7 +54,7 @@ final class TestNetwork {
                 try NetworkNamespace.run(lbNamespace) {
                     let eth0 = try NetworkInterface(named: Plan.interface)
                     try balancer.configureForwarding(
-                        ForwardingSettings(interfaceMAC: try eth0.macAddress(), nextHopMAC: Plan.routerMAC, mtu: try eth0.mtu()))
+                        ForwardingSettings(interfaceMAC: try eth0.mac(), nextHopMAC: Plan.routerMAC, mtu: try eth0.mtu()))
                     try balancer.apply(vips)
                     try balancer.attach(interface: Plan.interface, mode: .native)
                 }

@@ -9,8 +9,8 @@ enum XDPAction: UInt32 {
     case aborted = 0, drop, pass, tx, redirect
 }
 
-let interfaceMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x02]
-let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+let interfaceMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x02)
+let nextHopMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x01)
 
 func ip(_ text: String) -> IPAddress { IPAddress(text)! }
 
@@ -53,26 +53,23 @@ extension LoadBalancer {
 
 func randomClient(_ family: AddressFamily, using rng: inout SeededGenerator) -> IPAddress {
     if family == .ipv4 {
-        return .v4([198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng)])
+        return .v4(198, 18, UInt8.random(in: 1...250, using: &rng), UInt8.random(in: 1...254, using: &rng))
     }
-    var bytes: [UInt8] = [0xfd, 0x50, 0, 0, 0, 1, 0, 0]
-    for _ in 0..<8 { bytes.append(UInt8.random(in: 0...255, using: &rng)) }
-    return .v6(bytes)
+    return .v6(high: 0xfd50_0000_0001_0000, low: UInt64.random(in: 0...UInt64.max, using: &rng))
 }
 
 extension IPAddress {
     func withLastByte(_ byte: UInt8) -> IPAddress {
-        switch self {
-        case .v4(var b): b[3] = byte; return .v4(b)
-        case .v6(var b): b[15] = byte; return .v6(b)
-        }
+        var bytes = self.bytes
+        bytes[bytes.count - 1] = byte
+        return IPAddress(wireBytes: bytes)!
     }
 }
 
 /// Decodes what the balancer transmitted: L2, the outer header, and the inner packet.
 struct EncapsulatedFrame {
-    let destinationMAC: [UInt8]
-    let sourceMAC: [UInt8]
+    let destinationMAC: MACAddress
+    let sourceMAC: MACAddress
     let vlan: UInt16?
     let outerFamily: AddressFamily
     let outer: [UInt8]          // the outer IP header
@@ -83,8 +80,8 @@ struct EncapsulatedFrame {
 
     init?(_ frame: [UInt8]) {
         guard frame.count >= 14 else { return nil }
-        destinationMAC = Array(frame[0..<6])
-        sourceMAC = Array(frame[6..<12])
+        destinationMAC = MACAddress(bytes: frame[0..<6])!
+        sourceMAC = MACAddress(bytes: frame[6..<12])!
         var offset = 12
         var etherType = UInt16(frame[12]) << 8 | UInt16(frame[13])
         if etherType == PacketBuilder.etherTypeVLAN {
@@ -100,16 +97,16 @@ struct EncapsulatedFrame {
             outerFamily = .ipv4
             outer = Array(frame[offset..<offset + 20])
             inner = Array(frame[(offset + 20)...])
-            outerSource = .v4(Array(outer[12..<16]))
-            outerDestination = .v4(Array(outer[16..<20]))
+            outerSource = IPAddress(wireBytes: outer[12..<16])!
+            outerDestination = IPAddress(wireBytes: outer[16..<20])!
             outerProtocol = outer[9]
         } else if etherType == PacketBuilder.etherTypeIPv6 {
             guard frame.count >= offset + 40 else { return nil }
             outerFamily = .ipv6
             outer = Array(frame[offset..<offset + 40])
             inner = Array(frame[(offset + 40)...])
-            outerSource = .v6(Array(outer[8..<24]))
-            outerDestination = .v6(Array(outer[24..<40]))
+            outerSource = IPAddress(wireBytes: outer[8..<24])!
+            outerDestination = IPAddress(wireBytes: outer[24..<40])!
             outerProtocol = outer[6]
         } else {
             return nil

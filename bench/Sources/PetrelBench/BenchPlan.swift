@@ -6,7 +6,7 @@ enum BenchPlan {
 
     static let clientMAC = PacketBuilder.clientMAC
     static let balancerMAC = PacketBuilder.balancerMAC
-    static let nextHopMAC: [UInt8] = [0x02, 0, 0, 0, 0x02, 0x01]
+    static let nextHopMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x01)
 
     static let realsPerVip = 16
     static let reals4 = (1...realsPerVip).map { Real(address: ip("198.18.3.\($0)")) }

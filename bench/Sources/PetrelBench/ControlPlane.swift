@@ -33,7 +33,7 @@ enum ControlPlaneBench {
 
     /// `count` distinct IPv4 real addresses, 10.1.0.1 upwards.
     static func realPool(_ count: Int) -> [IPAddress] {
-        (0..<count).map { i in .v4([10, 1 + UInt8(i >> 16), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)]) }
+        (0..<count).map { i in .v4(10, 1 + UInt8(i >> 16), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)) }
     }
 
     // MARK: Large configurations
@@ -65,7 +65,7 @@ enum ControlPlaneBench {
     static func largeConfig(vips: Int, realsPerVip: Int) -> [Vip] {
         let pool = realPool(poolSize)
         return (0..<vips).map { i in
-            let address = IPAddress.v4([100, 64 + UInt8(i >> 16), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)])
+            let address = IPAddress.v4(100, 64 + UInt8(i >> 16), UInt8((i >> 8) & 0xff), UInt8(i & 0xff))
             let start = i % poolSize, stride = 1 + i / poolSize
             let reals = (0..<realsPerVip).map { Real(address: pool[(start + $0 * stride) % poolSize]) }
             return Vip(key: VipKey(address: address, port: 80, proto: .tcp), reals: reals)
@@ -90,7 +90,7 @@ enum ControlPlaneBench {
 
         // Replace one real of the first VIP by a real no VIP uses yet, then put it back.
         var changed = config
-        changed[0].reals[0] = Real(address: .v4([10, 2, 0, 1]))
+        changed[0].reals[0] = Real(address: .v4(10, 2, 0, 1))
         var reloadTimes: [Double] = []
         var reloadSlots = 0
         for n in 0..<reloads {

@@ -78,7 +78,7 @@ struct RunBenchmarks: ParsableCommand {
 
         // The data plane: the real balancer with the benchmark VIPs.
         let balancer = try LoadBalancer(limits: BenchPlan.limits)
-        let forwarding = ForwardingSettings(interfaceMAC: BenchPlan.balancerMAC, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
+        let forwarding = ForwardingSettings(interfaceMAC: MACAddress(bytes: BenchPlan.balancerMAC)!, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
         try balancer.configureForwarding(forwarding)
         try balancer.apply(BenchPlan.vips)
 
@@ -224,7 +224,7 @@ struct ProfileScenario: ParsableCommand {
             throw ValidationError("no scenario '\(scenario)'; one of: \(BenchPlan.scenarios.map(\.name).joined(separator: ", "))")
         }
         let balancer = try LoadBalancer(limits: BenchPlan.limits)
-        let forwarding = ForwardingSettings(interfaceMAC: BenchPlan.balancerMAC, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
+        let forwarding = ForwardingSettings(interfaceMAC: MACAddress(bytes: BenchPlan.balancerMAC)!, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
         try balancer.configureForwarding(forwarding)
         try balancer.apply(BenchPlan.vips)
         let wrapper = try RestoreWrapper(settings: forwarding, originalDestinationMAC: BenchPlan.balancerMAC, originalSourceMAC: BenchPlan.clientMAC)
