@@ -20,7 +20,7 @@ struct PetrelCommand: ParsableCommand {
         port 0 (or *) means every port.
         """,
         subcommands: [VipCommand.self, RealCommand.self, ReloadCommand.self, StatsCommand.self, ExplainCommand.self,
-                      RingCommand.self, StatusCommand.self, CheckCommand.self, DecapCommand.self]
+                      RingCommand.self, StatusCommand.self, TopCommand.self, CheckCommand.self, DecapCommand.self]
     )
 
     // Declared here too so that `petrel --socket PATH status` works as well as `petrel status --socket PATH`.
