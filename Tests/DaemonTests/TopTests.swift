@@ -119,7 +119,11 @@ final class Tmux {
             "/usr/bin/tmux", "-L", server, "new-session", "-d", "-s", "top", "-x", "\(columns)", "-y", "\(rows)", "sh", "-c", command,
         ])
         guard start.status == 0 else { throw DaemonHarness.Failure(description: "tmux new-session failed: \(start.output)") }
+        socketPath = try? run(["display-message", "-p", "#{socket_path}"]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
+
+    /// The server's socket file, which tmux leaves behind when it is killed.
+    private var socketPath: String?
 
     func screen() throws -> [String] {
         let output = try run(["capture-pane", "-p", "-t", "top"])
@@ -154,6 +158,7 @@ final class Tmux {
 
     func kill() {
         _ = try? run(["kill-server"])
+        if let socketPath, !socketPath.isEmpty { unlink(socketPath) }
     }
 
     @discardableResult
