@@ -60,6 +60,12 @@ struct TopTests {
             return screen.count == 12 && screen[0].hasPrefix("petrel top") && screen[11].hasPrefix("q quit") && screen.allSatisfy { $0.count <= 60 }
         }
         #expect(screen.contains { $0.hasPrefix("... ") && $0.hasSuffix(" more") }, "rows that do not fit are counted: \(screen)")
+        // Too small for the tables: the summary and the keys' line still fit.
+        try tmux.resize(columns: 40, rows: 6)
+        try harness.waitUntil("redrawn at 40x6", timeout: 5) {
+            screen = try tmux.screen()
+            return screen.count == 6 && screen[0].hasPrefix("petrel top") && screen[5].hasPrefix("q quit")
+        }
         try tmux.resize(columns: 120, rows: 40)
         try harness.waitUntil("redrawn at 120x40", timeout: 5) {
             screen = try tmux.screen()

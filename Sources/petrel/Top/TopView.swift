@@ -84,7 +84,7 @@ struct TopView {
         let space = max(0, rows - lines.count - 1)
         let vips = sorted(rates.vips)
         let reals = sorted(rates.reals)
-        let vipSpace = min(vips.count + 2, max(2, space - min(reals.count + 2, space / 2)))
+        let vipSpace = space < 3 ? 0 : min(vips.count + 2, max(3, space - min(reals.count + 2, space / 2)))
         lines += table("VIP", vips, total: nil, space: vipSpace, columns: columns)
         let forwarded = rates.reals.reduce(0) { $0 + $1.packetsPerSecond }
         lines += table("REAL", reals, total: forwarded, space: space - vipSpace, columns: columns)
@@ -106,7 +106,7 @@ struct TopView {
 
     /// A blank line, a header and as many rows as fit in `space` lines; "... N more" when cut.
     private func table(_ title: String, _ rows: [TopRates.Row], total: Double?, space: Int, columns: Int) -> [String] {
-        guard space >= 2 else { return [] }
+        guard space >= 3 else { return [] }  // too small for a header and one line: left out
         let numbers = total == nil ? 22 : 30
         let nameWidth = max(10, min(columns - numbers, max(title.count, rows.map(\.name.count).max() ?? 0)))
         func line(_ name: String, _ cells: [String]) -> String {
