@@ -151,7 +151,7 @@ extension PetrelConfiguration {
 
     /// The ranges the loader accepts. `config/README.md` gives the reason for each.
     public enum Limits {
-        public static let ringSize = 2...1_000_003
+        public static let ringSize = DataPlaneLimits.ringSizeRange
         public static let connectionTableSize = DataPlaneLimits.connectionTableSizeRange
         public static let maxVips = DataPlaneLimits.maxVipsRange
         public static let maxReals = DataPlaneLimits.maxRealsRange

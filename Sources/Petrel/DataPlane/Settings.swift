@@ -25,17 +25,15 @@ public struct DataPlaneLimits: Hashable, Sendable {
     public static let maxRingSlots = 1 << 30
     /// The largest ring a map value holds (the kernel's 4 MiB value limit).
     public static let maxRingSize = 1_000_003
+    /// Ring sizes the control plane accepts (a prime in this range).
+    public static let ringSizeRange = 2...maxRingSize
     public static let maxVipsRange = 1...65_536
     public static let maxRealsRange = 2...1_048_576
     public static let connectionTableSizeRange = 1...16_777_216
 
     func validate() throws(PetrelError) {
-        guard DataPlaneLimits.maxVipsRange.contains(maxVips) else {
-            throw .invalid(field: "max_vips", value: "\(maxVips)", expected: "must be between 1 and 65536")
-        }
-        guard DataPlaneLimits.maxRealsRange.contains(maxReals) else {
-            throw .invalid(field: "max_reals", value: "\(maxReals)", expected: "must be between 2 and 1048576")
-        }
+        if let issue = IntegerRule(DataPlaneLimits.maxVipsRange).check(maxVips, at: ["max_vips"]) { throw PetrelError(issue) }
+        if let issue = IntegerRule(DataPlaneLimits.maxRealsRange).check(maxReals, at: ["max_reals"]) { throw PetrelError(issue) }
         guard ringSize >= 2, Primes.isPrime(ringSize) else {
             throw .invalid(field: "ring_size", value: "\(ringSize)", expected: "must be a prime number")
         }
@@ -46,8 +44,8 @@ public struct DataPlaneLimits: Hashable, Sendable {
         guard ringSize <= DataPlaneLimits.maxRingSize else {
             throw .invalid(field: "ring_size", value: "\(ringSize)", expected: "must be at most \(DataPlaneLimits.maxRingSize)")
         }
-        guard DataPlaneLimits.connectionTableSizeRange.contains(connectionTableSize) else {
-            throw .invalid(field: "connection_table_size", value: "\(connectionTableSize)", expected: "must be between 1 and 16777216")
+        if let issue = IntegerRule(DataPlaneLimits.connectionTableSizeRange).check(connectionTableSize, at: ["connection_table_size"]) {
+            throw PetrelError(issue)
         }
     }
 }
@@ -84,7 +82,7 @@ public struct ForwardingSettings: Hashable, Sendable {
     /// Checks every field; `LoadBalancer.configureForwarding` calls it too.
     public func validate() throws(PetrelError) {
         guard ForwardingSettings.mtuRange.contains(mtu) else {
-            throw .invalid(field: "mtu", value: "\(mtu)", expected: "must be between \(ForwardingSettings.mtuRange.lowerBound) and \(ForwardingSettings.mtuRange.upperBound)")
+            throw PetrelError(IntegerRule(ForwardingSettings.mtuRange).check(mtu, at: ["mtu"])!)
         }
         guard encapSourceV4.family == .ipv4 else {
             throw .invalid(field: "encapsulation.source_v4", value: "\(encapSourceV4)", expected: "must be an IPv4 address")
