@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Petrel", targets: ["Petrel"]),
+        // The config file format, for services that want to read petreld's files.
+        .library(name: "PetrelConfig", targets: ["PetrelConfig"]),
         .executable(name: "petrel", targets: ["petrel"]),
         .executable(name: "petreld", targets: ["petreld"]),
         .executable(name: "petrel-bench", targets: ["PetrelBench"]),
@@ -20,7 +22,9 @@ let package = Package(
     ],
     targets: [
         // MARK: C edges
-        .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF"),
+        // Missing libbpf or libxdp: SwiftPM names the Debian packages to install.
+        .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF", pkgConfig: "libxdp",
+                       providers: [.apt(["libbpf-dev", "libxdp-dev"])]),
         .systemLibrary(name: "CPetrelABI", path: "Sources/CPetrelABI"),
         // The kernel's rtnetlink headers (constants and layouts only).
         .systemLibrary(name: "CNetlink", path: "Sources/CNetlink"),
@@ -75,7 +79,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "petrel-fuzz", dependencies: ["PetrelFuzz"]),
+        .executableTarget(
+            name: "petrel-fuzz",
+            dependencies: ["PetrelFuzz", "Petrel", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "PetrelBench",
             dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],

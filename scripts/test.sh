@@ -18,3 +18,6 @@ fi
 # own first, so the end-to-end tests' one-second rounds never compete with it.
 swift test --skip-build --filter BenchTests
 swift test --skip-build --skip BenchTests
+# The README's library example, as a package of its own that depends on Petrel (its
+# main.swift is the README's code: ReadmeExampleTests): it must keep compiling.
+swift build --package-path Examples/LibraryExample

@@ -7,6 +7,7 @@ import PackagePlugin
 @main
 struct BPFCompilerPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
+        try Self.checkHeaders()
         let bpfDirectory = context.package.directoryURL.appending(path: "bpf")
         let files = try FileManager.default.contentsOfDirectory(atPath: bpfDirectory.path)
         let sources = files.filter { $0.hasSuffix(".bpf.c") }.sorted()
@@ -26,6 +27,30 @@ struct BPFCompilerPlugin: BuildToolPlugin {
                 outputFiles: [output]
             )
         }
+    }
+
+    /// The headers the BPF programs include from the system: without them clang fails deep
+    /// in a program with "file not found", so say at once what to install.
+    static let requiredHeaders = [
+        ("bpf/bpf_helpers.h", "libbpf-dev"),
+        ("linux/bpf.h", "linux-libc-dev"),
+    ]
+
+    static func checkHeaders() throws {
+        let directories = ["/usr/include", "/usr/local/include"]
+        let missing = requiredHeaders.filter { header, _ in
+            !directories.contains { FileManager.default.fileExists(atPath: "\($0)/\(header)") }
+        }
+        guard missing.isEmpty else {
+            throw PluginFailure(description: "Petrel's BPF programs need " + missing.map { "<\($0.0)>" }.joined(separator: " and ")
+                + ", not found in " + directories.joined(separator: " or ") + ": install "
+                + missing.map(\.1).joined(separator: " ") + " (apt-get install " + missing.map(\.1).joined(separator: " ")
+                + "), or run scripts/install-deps.sh")
+        }
+    }
+
+    struct PluginFailure: Error, CustomStringConvertible {
+        var description: String
     }
 
     private func headerFiles(under directory: URL) throws -> [URL] {

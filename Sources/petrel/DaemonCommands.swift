@@ -8,9 +8,7 @@ struct ReloadCommand: ParsableCommand {
         commandName: "reload",
         abstract: "Make petreld re-read its config file (like SIGHUP).",
         discussion: """
-        An invalid file is refused with every issue printed, and the running config stays
-        (exit status 1). A valid one is applied as a diff; changes made through the admin API
-        since the last load are replaced by the file's content.
+        An invalid file is refused with every issue printed, and the running config stays (exit status 1). A valid one is applied as a diff; changes made through the admin API since the last load are replaced by the file's content.
 
         Examples:
           petrel reload
@@ -93,8 +91,7 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Show which VIP a flow matches and which real it goes to, and why.",
         discussion: """
-        The answer is computed from the same hash and ring as the data plane, plus what the
-        connection table remembers for the flow.
+        The answer is computed from the same hash and ring as the data plane, plus what the connection table remembers for the flow.
 
         Examples:
           petrel explain tcp 198.18.1.2:40000 198.18.100.1:80

@@ -36,8 +36,7 @@ struct DecapCommand: ParsableCommand {
         commandName: "decap",
         abstract: "Attach or detach the decapsulator on a real server (no daemon needed).",
         discussion: """
-        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, for packets whose
-        outer destination is one of the real's addresses. It stays attached after petrel exits.
+        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, for packets whose outer destination is one of the real's addresses. It stays attached after petrel exits.
         """,
         subcommands: [Attach.self, Detach.self]
     )

@@ -9,16 +9,13 @@ struct PetrelCommand: ParsableCommand {
         commandName: "petrel",
         abstract: "Operate the Petrel XDP load balancer.",
         discussion: """
-        Most commands talk to a running petreld over its admin unix socket (--socket, or the
-        PETREL_SOCKET environment variable, default /run/petrel/admin.sock). `check` and `decap`
-        work without a daemon.
+        Most commands talk to a running petreld over its admin unix socket (--socket, or the PETREL_SOCKET environment variable, default /run/petrel/admin.sock). `check` and `decap` work without a daemon.
 
-        Changes made with `vip` and `real` apply to the running balancer only: the config file
-        stays the source of truth, and `petrel reload` (or SIGHUP) brings it back.
+        Changes made with `vip` and `real` apply to the running balancer only: the config file stays the source of truth, and `petrel reload` (or SIGHUP) brings it back.
 
-        A VIP is written PROTO/ADDRESS:PORT: tcp/198.18.100.1:80, udp/[fd50:0:100::1]:53;
-        port 0 (or *) means every port.
+        A VIP is written PROTO/ADDRESS:PORT: tcp/198.18.100.1:80, udp/[fd50:0:100::1]:53; port 0 (or *) means every port.
         """,
+        version: PetrelVersion.string,
         subcommands: [VipCommand.self, RealCommand.self, ReloadCommand.self, StatsCommand.self, ExplainCommand.self,
                       RingCommand.self, StatusCommand.self, TopCommand.self, CheckCommand.self, DecapCommand.self]
     )

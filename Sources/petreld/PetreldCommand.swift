@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Logging
 import NIOCore
+import Petrel
 import NIOPosix
 import PetrelConfig
 
@@ -13,22 +14,19 @@ struct PetreldCommand: ParsableCommand {
         commandName: "petreld",
         abstract: "Run the Petrel XDP load balancer.",
         discussion: """
-        Loads the config file, attaches the balancer to the configured interface and serves the
-        admin API on the config's unix socket until SIGTERM or SIGINT.
+        Loads the config file, attaches the balancer to the configured interface and serves the admin API on the config's unix socket until SIGTERM or SIGINT.
 
         Signals:
-          SIGHUP          re-read the config file; an invalid file is refused (every issue is
-                          logged) and the running config stays; a valid one is applied as a diff.
-          SIGTERM/SIGINT  detach and remove the pinned maps, then exit; with
-                          --keep-forwarding-on-exit the program stays attached and the maps stay
-                          pinned, so the next petreld adopts them without dropping a connection.
+          SIGHUP: re-read the config file; an invalid file is refused (every issue is logged) and the running config stays; a valid one is applied as a diff.
+          SIGTERM, SIGINT: detach and remove the pinned maps, then exit; with --keep-forwarding-on-exit the program stays attached and the maps stay pinned, so the next petreld adopts them without dropping a connection.
 
-        Exit status: 0 after a signal, 1 when starting failed, 2 when the config file is invalid.
+        Exit status: 0 after a signal, 1 when starting failed, 2 when the config file is invalid (docs/operating.md).
 
         Examples:
           petreld --config /etc/petrel/petrel.yaml
           petreld --config config/demo.yaml --keep-forwarding-on-exit
-        """
+        """,
+        version: PetrelVersion.string
     )
 
     @Option(name: .long, help: "The config file (YAML; see config/README.md).")

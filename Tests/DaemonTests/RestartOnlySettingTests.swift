@@ -56,3 +56,42 @@ import Testing
         #expect(try AdminJSON.decode(StatusDocument.self, from: Data(harness.petrel(["status", "--json"]).output.utf8)).restartNeeded == nil)
     }
 }
+
+/// A restart that adopts the pinned maps, with the file unchanged, reports no change.
+@Suite struct AdoptionReportTests {
+    @Test("After adopting the pinned maps of the same config, the apply reports nothing changed")
+    func adoptionReportsNoChange() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        try harness.writeConfig(extraVips: """
+              - address: 198.18.100.2
+                port: 80
+                protocol: tcp
+                flags: [hash_without_source_port]
+                reals:
+                  - address: 198.18.3.11
+                    weight: 2
+                  - address: 198.18.3.13
+                    weight: 5
+              - address: 198.18.100.3
+                port: 0
+                protocol: tcp
+                reals:
+                  - address: 198.18.3.12
+              - address: 198.18.100.4
+                port: 443
+                protocol: tcp
+
+            """)
+        try harness.start(keepForwarding: true)
+        harness.signal(SIGKILL)
+        try harness.waitForExit()
+        try harness.start(keepForwarding: true)
+        #expect(harness.petrel(["status"]).output.contains("adopted maps: yes"))
+        let applied = harness.daemonLog.split(separator: "\n").filter { $0.contains("config applied") }
+        #expect(applied.count == 2)
+        let adoption = try #require(applied.last)
+        #expect(adoption.contains("vips_changed=0") && adoption.contains("vips_added=0") && adoption.contains("ring_slots_changed=0"),
+                "\(adoption)")
+    }
+}

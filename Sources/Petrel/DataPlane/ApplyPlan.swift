@@ -185,7 +185,9 @@ struct ApplyPlan {
     func report(from current: AppliedState) -> ApplyReport {
         var report = ApplyReport()
         report.vipsAdded = added.count
-        report.vipsChanged = changed.count
+        // Changed as the data plane sees it: its flags or its ring. After adopting pinned maps
+        // every VIP is rewritten (weights are not in the maps), and most are as they were.
+        report.vipsChanged = changed.filter { newRows[$0] != nil || current.vips[$0]?.flags != desired[$0]!.flags }.count
         report.vipsRemoved = removed.count
         report.realsAdded = newReals.count
         report.realsRemoved = releasedReals.count

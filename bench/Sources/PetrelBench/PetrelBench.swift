@@ -16,6 +16,7 @@ struct PetrelBench: ParsableCommand {
             output directory; a full run also keeps dated copies. Progress goes to standard error. \
             See bench/README.md for what each figure means.
             """,
+        version: PetrelVersion.string,
         subcommands: [RunBenchmarks.self, ApplyConfig.self, ProfileScenario.self],
         defaultSubcommand: RunBenchmarks.self)
 }
