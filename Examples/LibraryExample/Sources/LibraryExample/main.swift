@@ -8,8 +8,8 @@ let balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 512, ringSize: 
 // How forwarded frames are addressed.
 let eth0 = try NetworkInterface(named: "eth0")
 try balancer.configureForwarding(ForwardingSettings(
-    interfaceMAC: try eth0.macAddress(),
-    nextHopMAC: MACAddress.parse("02:00:00:00:02:01")!,
+    interfaceMAC: try eth0.mac(),
+    nextHopMAC: MACAddress("02:00:00:00:02:01")!,
     mtu: try eth0.mtu()))
 
 // The VIPs. apply() validates everything before writing anything (errors name
