@@ -96,8 +96,8 @@ struct ConfigDecoder {
 
     private func readEncapsulation(_ node: ConfigNode, into config: inout PetrelConfiguration) {
         guard let encapsulation = node.mapping(keys: Keys.encapsulation) else { return }
-        if let v4 = encapsulation.optional("source_v4")?.prefix(of: .ipv4, length: 16) { config.encapSourceV4 = v4 }
-        if let v6 = encapsulation.optional("source_v6")?.prefix(of: .ipv6, length: 64) { config.encapSourceV6 = v6 }
+        if let v4 = encapsulation.optional("source_v4")?.encapSource(of: .ipv4) { config.encapSourceV4 = v4 }
+        if let v6 = encapsulation.optional("source_v6")?.encapSource(of: .ipv6) { config.encapSourceV6 = v6 }
     }
 
     private func readAdmin(_ node: ConfigNode, into config: inout PetrelConfiguration) {

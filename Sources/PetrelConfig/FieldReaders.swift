@@ -47,20 +47,11 @@ extension ConfigNode {
         return address
     }
 
-    /// An address of `family` whose bits past `prefixLength` are zero.
-    func prefix(of family: AddressFamily, length prefixLength: Int) -> IPAddress? {
+    /// An outer source prefix of `family` (`ForwardingSettings.checkEncapSource`).
+    func encapSource(of family: AddressFamily) -> IPAddress? {
         guard let address = ipAddress() else { return nil }
-        let familyName = family == .ipv4 ? "IPv4" : "IPv6"
-        guard address.family == family else {
-            report("must be an \(familyName) address, got \(address), which is \(family == .ipv4 ? "IPv6" : "IPv4")")
-            return nil
-        }
-        let hostBytes = address.bytes.dropFirst(prefixLength / 8)
-        guard hostBytes.allSatisfy({ $0 == 0 }) else {
-            let zeroed = Array(address.bytes.prefix(prefixLength / 8)) + hostBytes.map { _ in UInt8(0) }
-            let suggestion = IPAddress(wireBytes: zeroed)!
-            report("must be a /\(prefixLength) prefix with the low \(address.bytes.count * 8 - prefixLength) bits zero "
-                + "(they are filled in from each flow), got \(address); did you mean \(suggestion)?")
+        if let issue = ForwardingSettings.checkEncapSource(address, family: family, at: .root) {
+            report(issue.message)
             return nil
         }
         return address

@@ -137,8 +137,8 @@ extension PetrelConfiguration {
     /// The value of every setting the file may leave out.
     public enum Defaults {
         public static let attachMode = AttachMode.native
-        public static let encapSourceV4 = IPAddress.v4(198, 19, 0, 0)
-        public static let encapSourceV6 = IPAddress.v6(high: 0xfd50_0000_ffff_0000, low: 0)
+        public static let encapSourceV4 = ForwardingSettings.defaultEncapSourceV4
+        public static let encapSourceV6 = ForwardingSettings.defaultEncapSourceV6
         // The data plane's own defaults (PETREL_DEFAULT_* in the ABI header).
         public static let ringSize = DataPlaneLimits().ringSize
         public static let connectionTableSize = DataPlaneLimits().connectionTableSize

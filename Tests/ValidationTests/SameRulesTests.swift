@@ -231,3 +231,46 @@ struct FieldTypeTests {
         }
     }
 }
+
+/// The settings other than VIPs: the file and the library share each rule too.
+@Suite("Forwarding settings and limits: one rule each")
+struct SettingsRulesTests {
+    @Test("An outer source prefix with host bits, or of the wrong family, is refused by the file and the library alike")
+    func encapsulationPrefixes() {
+        let cases: [(v4: String, v6: String, field: String, message: String)] = [
+            ("198.19.1.0", "fd50:0:ffff::", "encapsulation.source_v4", "must be a /16 prefix with the low 16 bits zero (they are filled in from each flow), got 198.19.1.0; did you mean 198.19.0.0?"),
+            ("198.19.0.0", "fd50:0:ffff::1", "encapsulation.source_v6", "must be a /64 prefix with the low 64 bits zero"),
+            ("fd50::", "fd50:0:ffff::", "encapsulation.source_v4", "must be an IPv4 address, got fd50::, which is IPv6"),
+        ]
+        for (v4, v6, field, message) in cases {
+            let yaml = "interface: eth0\nnext_hop:\n  mac: \"02:00:00:00:02:01\"\nencapsulation:\n  source_v4: \"\(v4)\"\n  source_v6: \"\(v6)\"\n"
+            do {
+                _ = try ConfigLoader.parse(yaml: yaml)
+                Issue.record("the file accepted \(v4) \(v6)")
+            } catch {
+                #expect(error.issues.map(\.field) == [field])
+                #expect(error.issues.first?.message.contains(message) == true, "\(error)")
+            }
+            let settings = ForwardingSettings(interfaceMAC: MACAddress(2, 0, 0, 0, 2, 2), nextHopMAC: MACAddress(2, 0, 0, 0, 2, 1), mtu: 1500,
+                                              encapSourceV4: IPAddress(v4)!, encapSourceV6: IPAddress(v6)!)
+            #expect { try settings.validate() } throws: { error in
+                let (found, text) = fieldAndText(error as! PetrelError)
+                return found == field && text.contains(message)
+            }
+        }
+    }
+
+    @Test("Limits out of range name their setting with the file's words")
+    func limits() {
+        for (limits, field, message) in [
+            (DataPlaneLimits(maxVips: 0), "max_vips", "must be between 1 and 65536, got 0"),
+            (DataPlaneLimits(maxReals: 1), "max_reals", "must be between 2 and 1048576, got 1"),
+            (DataPlaneLimits(connectionTableSize: 0), "connection_table_size", "must be between 1 and 16777216, got 0"),
+        ] {
+            #expect { try limits.validate() } throws: { error in
+                let (found, text) = fieldAndText(error as! PetrelError)
+                return found == field && text.contains(message)
+            }
+        }
+    }
+}

@@ -66,8 +66,28 @@ public struct ForwardingSettings: Hashable, Sendable {
     /// MTUs Petrel accepts: IPv6's minimum up to the largest common jumbo frame.
     public static let mtuRange = 1_280...9_216
 
-    public static let defaultEncapSourceV4 = IPAddress("198.19.0.0")!
-    public static let defaultEncapSourceV6 = IPAddress("fd50:0:ffff::")!
+    public static let defaultEncapSourceV4 = IPAddress.v4(198, 19, 0, 0)
+    public static let defaultEncapSourceV6 = IPAddress.v6(high: 0xfd50_0000_ffff_0000, low: 0)
+
+    /// Bits of each outer source prefix kept from the setting; the rest come from the flow.
+    public static func encapPrefixLength(_ family: AddressFamily) -> Int { family == .ipv4 ? 16 : 64 }
+
+    /// The rule for an outer source prefix: an address of `family` whose bits past
+    /// its prefix length are zero (they are filled in from each flow).
+    public static func checkEncapSource(_ address: IPAddress, family: AddressFamily, at path: FieldPath) -> ValidationIssue? {
+        let name = family == .ipv4 ? "IPv4" : "IPv6"
+        guard address.family == family else {
+            return ValidationIssue(path, value: "\(address), which is \(family == .ipv4 ? "IPv6" : "IPv4")", expected: "must be an \(name) address")
+        }
+        let length = encapPrefixLength(family)
+        let bytes = address.bytes
+        guard bytes.dropFirst(length / 8).allSatisfy({ $0 == 0 }) else {
+            let suggestion = IPAddress(wireBytes: bytes.prefix(length / 8) + [UInt8](repeating: 0, count: bytes.count - length / 8))!
+            return ValidationIssue(path, value: "\(address); did you mean \(suggestion)?",
+                                   expected: "must be a /\(length) prefix with the low \(bytes.count * 8 - length) bits zero (they are filled in from each flow)")
+        }
+        return nil
+    }
 
     public init(interfaceMAC: MACAddress, nextHopMAC: MACAddress, mtu: Int,
                 encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
@@ -84,11 +104,10 @@ public struct ForwardingSettings: Hashable, Sendable {
         guard ForwardingSettings.mtuRange.contains(mtu) else {
             throw PetrelError(IntegerRule(ForwardingSettings.mtuRange).check(mtu, at: ["mtu"])!)
         }
-        guard encapSourceV4.family == .ipv4 else {
-            throw .invalid(field: "encapsulation.source_v4", value: "\(encapSourceV4)", expected: "must be an IPv4 address")
-        }
-        guard encapSourceV6.family == .ipv6 else {
-            throw .invalid(field: "encapsulation.source_v6", value: "\(encapSourceV6)", expected: "must be an IPv6 address")
+        for (address, family, key) in [(encapSourceV4, AddressFamily.ipv4, "source_v4"), (encapSourceV6, .ipv6, "source_v6")] {
+            if let issue = ForwardingSettings.checkEncapSource(address, family: family, at: ["encapsulation", .key(key)]) {
+                throw PetrelError(issue)
+            }
         }
     }
 }
