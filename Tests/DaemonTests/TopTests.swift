@@ -125,10 +125,13 @@ final class Tmux {
             "/usr/bin/tmux", "-L", server, "new-session", "-d", "-s", "top", "-x", "\(columns)", "-y", "\(rows)", "sh", "-c", command,
         ])
         guard start.status == 0 else { throw DaemonHarness.Failure(description: "tmux new-session failed: \(start.output)") }
-        socketPath = try? run(["display-message", "-p", "#{socket_path}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try run(["display-message", "-p", "#{pid} #{socket_path}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        serverPID = Int32(server.prefix { $0 != " " })
+        socketPath = String(server.drop { $0 != " " }.dropFirst())
     }
 
-    /// The server's socket file, which tmux leaves behind when it is killed.
+    /// The server's process and socket file, removed by `kill()` whatever state the session is in.
+    private var serverPID: Int32?
     private var socketPath: String?
 
     func screen() throws -> [String] {
@@ -164,6 +167,11 @@ final class Tmux {
 
     func kill() {
         _ = try? run(["kill-server"])
+        // kill-server returns before the server has gone; it is given a second, then killed.
+        if let serverPID, serverPID > 1 {
+            for _ in 0..<20 where Glibc.kill(serverPID, 0) == 0 { usleep(50_000) }
+            if Glibc.kill(serverPID, 0) == 0 { Glibc.kill(serverPID, SIGKILL) }
+        }
         if let socketPath, !socketPath.isEmpty { unlink(socketPath) }
     }
 
