@@ -45,8 +45,10 @@ let package = Package(
         .target(name: "PetrelBPF", dependencies: ["CLibBPF", "CBPFSupport"]),
         // The load balancer: model, Maglev, data-plane driver, stats, explain.
         .target(name: "Petrel", dependencies: ["PetrelBPF", "PetrelObjects", "CPetrelABI"]),
+        // Health checks: what to check, the probes, each real's up/down state.
+        .target(name: "PetrelHealth", dependencies: ["Petrel"]),
         // The config file: parsing and validation.
-        .target(name: "PetrelConfig", dependencies: ["Petrel", "Yams"]),
+        .target(name: "PetrelConfig", dependencies: ["Petrel", "PetrelHealth", "Yams"]),
 
         // The next hop's MAC from the kernel's neighbour table, over rtnetlink.
         .target(name: "PetrelNetlink", dependencies: ["Petrel", "CNetlink"]),
@@ -61,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "petreld",
             dependencies: [
-                "Petrel", "PetrelConfig", "PetrelAdmin", "PetrelNetlink",
+                "Petrel", "PetrelConfig", "PetrelAdmin", "PetrelNetlink", "PetrelHealth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // The admin API and metrics are served by SwiftNIO's HTTP/1.1 server.

@@ -178,6 +178,11 @@ create() {
 	router_accepts_xdp_tx "$router" "$ROUTER_LB_IF"
 	ip -n "$router" route add "$VIP_NET4" via "$LB_NET4.2"
 	ip -n "$router" -6 route add "$VIP_NET6" via "$LB_NET6::2"
+	# The LB's own route to the VIPs, through the router: petreld's health-check probes are
+	# sockets connected to a VIP that leave by eth0, where a tc program encapsulates them
+	# to one real (docs/health-checks.md). Nothing else in the LB uses it.
+	ip -n "$lb" route add "$VIP_NET4" via "$LB_NET4.1"
+	ip -n "$lb" -6 route add "$VIP_NET6" via "$LB_NET6::1"
 
 	# Reals: one bridge in the router, each real's eth0 a port of it.
 	ip -n "$router" link add "$ROUTER_BRIDGE" type bridge mcast_snooping 0

@@ -227,9 +227,13 @@ public struct StatusDocument: Codable, Sendable {
     /// Restart-only settings in which the file (as last reloaded) differs from what runs.
     public var restartNeeded: [String]?
 
+    /// Health checks: reals checked, up, down, and VIPs left without a real in service.
+    public var health: HealthSummaryDocument?
+
     public init(config: String, generation: Int, interface: String, attachMode: String, attached: Bool, adopted: Bool,
                 pinPath: String, vips: Int, reloadsSucceeded: Int, reloadsFailed: Int, lastReloadIssues: [String]?,
-                nextHopMAC: String, program: ProgramDocument? = nil, restartNeeded: [String]? = nil) {
+                nextHopMAC: String, program: ProgramDocument? = nil, restartNeeded: [String]? = nil,
+                health: HealthSummaryDocument? = nil) {
         self.config = config
         self.generation = generation
         self.interface = interface
@@ -244,13 +248,14 @@ public struct StatusDocument: Codable, Sendable {
         self.nextHopMAC = nextHopMAC
         self.program = program
         self.restartNeeded = restartNeeded
+        self.health = health
     }
 
     enum CodingKeys: String, CodingKey {
         case config, generation, interface, attachMode = "attach_mode", attached, adopted, pinPath = "pin_path", vips
         case reloadsSucceeded = "reloads_succeeded", reloadsFailed = "reloads_failed"
         case lastReloadIssues = "last_reload_issues", nextHopMAC = "next_hop_mac"
-        case program, restartNeeded = "restart_needed"
+        case program, restartNeeded = "restart_needed", health
     }
 }
 

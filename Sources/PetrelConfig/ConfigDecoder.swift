@@ -1,4 +1,5 @@
 import Petrel
+import PetrelHealth
 import Yams
 
 /// Turns a composed YAML document into a `PetrelConfiguration`, reporting every
@@ -12,14 +13,14 @@ struct ConfigDecoder {
     enum Keys {
         static let top = [
             "interface", "attach_mode", "next_hop", "encapsulation", "ring_size", "connection_table_size",
-            "max_vips", "max_reals", "mtu", "pin_path", "admin", "metrics", "vips",
+            "max_vips", "max_reals", "mtu", "pin_path", "admin", "metrics", "health_check", "vips",
         ]
         static let nextHop = ["mac", "gateway"]
         static let encapsulation = ["source_v4", "source_v6"]
         static let admin = ["socket", "tcp"]
         static let metrics = ["listen"]
-        static let vip = ["address", "port", "protocol", "flags", "reals"]
-        static let real = ["address", "weight"]
+        static let vip = ["address", "port", "protocol", "flags", "health_check", "reals"]
+        static let real = ["address", "weight", "health_check"]
     }
 
     typealias Limits = PetrelConfiguration.Limits
@@ -68,11 +69,23 @@ struct ConfigDecoder {
             listenNode?.report("\(admin) is already the admin.tcp endpoint; use another port")
         }
 
+        var healthDefault = HealthCheck.none
+        if let node = top.optional("health_check"), let read = readHealthCheck(node, over: .none, topLevel: true) {
+            healthDefault = read.check
+            config.healthChecks.defaultCheck = read.check
+            config.healthChecks.maxInFlight = read.maxInFlight ?? config.healthChecks.maxInFlight
+        }
+
         let vipsNode = top.optional("vips")
         if let vipsNode, let entries = vipsNode.list() {
-            let vips = entries.enumerated().map { readVip($0.element, index: $0.offset, root: root, ringSize: ringSize) }
+            let vips = entries.enumerated().map { readVip($0.element, index: $0.offset, root: root, ringSize: ringSize, healthDefault: healthDefault) }
             checkVips(vips, in: vipsNode, maxVips: maxVips, maxReals: maxReals)
             config.vips = vips.compactMap(\.vip)
+            for entry in vips {
+                guard let key = entry.key else { continue }
+                if let check = entry.healthCheck { config.healthChecks.vipChecks[key] = check }
+                if !entry.realChecks.isEmpty { config.healthChecks.realChecks[key] = entry.realChecks }
+            }
         }
         return issues.isEmpty ? config : nil
     }
@@ -118,12 +131,16 @@ struct ConfigDecoder {
         var realAddresses: [IPAddress] = []
         /// The whole VIP, when every part of it is valid.
         var vip: Vip?
+        /// The VIP's own health check, when it has a `health_check` section.
+        var healthCheck: HealthCheck?
+        /// Checks of reals with a `health_check` section of their own.
+        var realChecks: [IPAddress: HealthCheck] = [:]
     }
 
     /// Reads a VIP's fields by type here; what they must be beyond their type is
     /// `Vip.validate`'s to say (the admin API and `LoadBalancer` run the same rules),
     /// and its issues are reported at the node their field path leads to.
-    private func readVip(_ node: ConfigNode, index: Int, root: ConfigNode, ringSize: Int?) -> VipEntry {
+    private func readVip(_ node: ConfigNode, index: Int, root: ConfigNode, ringSize: Int?, healthDefault: HealthCheck) -> VipEntry {
         var entry = VipEntry(node: node)
         let path: FieldPath = ["vips", .index(index)]
         guard let fields = node.mapping(keys: Keys.vip) else { return entry }
@@ -161,7 +178,29 @@ struct ConfigDecoder {
                 for issue in real.validate(at: path.appending("reals").appending(realIndex), vipAddress: address) { root.report(issue) }
             }
         }
+        if let key = entry.key { readHealthChecks(of: &entry, fields: fields, key: key, healthDefault: healthDefault) }
         return entry
+    }
+
+    /// The VIP's and its reals' `health_check` sections, each over the one above.
+    private func readHealthChecks(of entry: inout VipEntry, fields: ConfigMapping, key: VipKey, healthDefault: HealthCheck) {
+        var vipCheck = healthDefault
+        if let node = fields.optional("health_check") {
+            guard let read = readHealthCheck(node, over: healthDefault, topLevel: false) else { return }
+            vipCheck = read.check
+            entry.healthCheck = read.check
+            guard checkProbePort(vipCheck, vip: key, at: node) else { return }
+        } else if !checkProbePort(vipCheck, vip: key, at: entry.node) {
+            return
+        }
+        for element in fields.optional("reals")?.list() ?? [] {
+            guard let raw = element.node["health_check"], let address = element.node["address"]?.string.flatMap(IPAddress.init)
+            else { continue }
+            let node = element.child("health_check", raw)
+            guard !node.isNull, let read = readHealthCheck(node, over: vipCheck, topLevel: false),
+                  checkProbePort(read.check, vip: key, at: node) else { continue }
+            entry.realChecks[address] = read.check
+        }
     }
 
     private func readFlags(_ node: ConfigNode) -> VipFlags? {

@@ -1,4 +1,5 @@
 import Petrel
+import PetrelHealth
 import Yams
 
 extension PetrelConfiguration {
@@ -30,6 +31,9 @@ extension PetrelConfiguration {
             lines.append("metrics:")
             lines.append("  listen: \(Self.scalar(metricsListen.description))")
         }
+        if healthChecks.defaultCheck != .none || healthChecks.maxInFlight != HealthCheck.Defaults.maxInFlight {
+            lines += Self.healthCheckLines(healthChecks.defaultCheck, indent: "", maxInFlight: healthChecks.maxInFlight)
+        }
         if vips.isEmpty {
             lines.append("vips: []")
         } else {
@@ -39,6 +43,7 @@ extension PetrelConfiguration {
                 lines.append("    port: \(vip.key.port)")
                 lines.append("    protocol: \(vip.key.proto.rawValue)")
                 if !vip.flags.isEmpty { lines.append("    flags: [\(vip.flags.names.joined(separator: ", "))]") }
+                if let check = healthChecks.vipChecks[vip.key] { lines += Self.healthCheckLines(check, indent: "    ") }
                 if vip.reals.isEmpty {
                     lines.append("    reals: []")
                 } else {
@@ -46,6 +51,9 @@ extension PetrelConfiguration {
                     for real in vip.reals {
                         lines.append("      - address: \(Self.scalar(real.address))")
                         lines.append("        weight: \(real.weight)")
+                        if let check = healthChecks.realChecks[vip.key]?[real.address] {
+                            lines += Self.healthCheckLines(check, indent: "        ")
+                        }
                     }
                 }
             }
@@ -70,7 +78,7 @@ extension PetrelConfiguration {
         return text
     }
 
-    private static func quoted(_ text: String) -> String {
+    static func quoted(_ text: String) -> String {
         var escaped = ""
         for scalar in text.unicodeScalars {
             switch scalar {

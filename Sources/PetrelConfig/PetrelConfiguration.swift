@@ -1,4 +1,5 @@
 import Petrel
+import PetrelHealth
 
 /// Everything one `petreld` instance is told by its config file: where to attach,
 /// where to send packets, how big the maps are, and the VIPs with their reals.
@@ -48,6 +49,8 @@ public struct PetrelConfiguration: Equatable, Sendable {
 
     /// The VIPs to serve, in file order.
     public var vips: [Vip]
+    /// Which reals are health-checked, and how (`health_check` sections).
+    public var healthChecks: HealthCheckPolicy
 
     /// A configuration with every setting not given at its default.
     public init(
@@ -65,7 +68,8 @@ public struct PetrelConfiguration: Equatable, Sendable {
         adminSocket: String = Defaults.adminSocket,
         adminTCP: ListenAddress? = nil,
         metricsListen: ListenAddress? = nil,
-        vips: [Vip] = []
+        vips: [Vip] = [],
+        healthChecks: HealthCheckPolicy = HealthCheckPolicy()
     ) {
         self.interface = interface
         self.nextHop = nextHop
@@ -82,6 +86,7 @@ public struct PetrelConfiguration: Equatable, Sendable {
         self.adminTCP = adminTCP
         self.metricsListen = metricsListen
         self.vips = vips
+        self.healthChecks = healthChecks
     }
 }
 

@@ -95,6 +95,8 @@ struct AdminAPI: Sendable {
                 change.created = before == nil
                 change.changes = VipChanges.describe(from: before, to: vip)
                 return json(change, status: before == nil ? 201 : 200)
+            case ("GET", ["v1", "health"]):
+                return json(daemon.health.document())
             case ("GET", ["v1", "stats"]):
                 return json(StatsDocument(try daemon.balancer.stats()))
             case ("GET", ["v1", "explain"]):

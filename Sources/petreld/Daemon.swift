@@ -6,6 +6,7 @@ import Petrel
 import PetrelAdmin
 import PetrelBPF
 import PetrelConfig
+import PetrelHealth
 import PetrelNetlink
 
 /// A running balancer and the config it was built from. Changes (reloads, admin
@@ -34,6 +35,8 @@ final class Daemon: @unchecked Sendable {
     private(set) var lastReloadIssues: [String]?
     /// Restart-only settings in which the file, as last reloaded, differs from what runs.
     private(set) var restartNeeded: [String] = []
+    /// Health checks (Health/HealthService.swift); set once init is done.
+    private(set) var health: HealthService!
 
     /// Everything `petreld` does before serving: load (or adopt), forward, apply, attach.
     init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger) throws {
@@ -57,6 +60,8 @@ final class Daemon: @unchecked Sendable {
         logger.info("config applied", metadata: Daemon.metadata(report, generation: 1))
         try balancer.attach(interface: config.interface, mode: config.attachMode == .native ? .native : .generic)
         logger.notice("attached", metadata: ["interface": "\(config.interface)", "mode": "\(config.attachMode.rawValue)"])
+        health = HealthService(daemon: self, policy: config.healthChecks, logger: logger)
+        health.update(policy: config.healthChecks)
     }
 
     // MARK: Reload
@@ -92,6 +97,7 @@ final class Daemon: @unchecked Sendable {
         running.mtu = fresh.mtu
         running.encapSourceV4 = fresh.encapSourceV4
         running.encapSourceV6 = fresh.encapSourceV6
+        running.healthChecks = fresh.healthChecks
         do {
             let mac = running.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(running.nextHop, logger: logger)
             // Everything that can be refused is checked before anything is written: the
@@ -107,6 +113,7 @@ final class Daemon: @unchecked Sendable {
                 lastReloadIssues = nil
                 restartNeeded = pending
             }
+            health.update(policy: fresh.healthChecks)
             var metadata = Daemon.metadata(report, generation: generation)
             metadata["trigger"] = "\(trigger)"
             logger.notice("config reloaded", metadata: metadata)
@@ -151,6 +158,7 @@ final class Daemon: @unchecked Sendable {
 
     /// Detaches and removes the pins, unless asked to keep forwarding for the next petreld.
     func shutdown() {
+        health.stop()
         if keepForwardingOnExit {
             logger.notice("leaving the balancer attached and the maps pinned for the next petreld",
                           metadata: ["interface": "\(config.interface)", "pin_path": "\(config.pinPath)"])
@@ -179,6 +187,7 @@ final class Daemon: @unchecked Sendable {
         document.attached = program != nil
         document.program = program.map { ProgramDocument(id: $0.id, tag: $0.tag.map { String(format: "%02x", $0) }.joined()) }
         document.vips = balancer.vips.count
+        document.health = health.summary()
         return document
     }
 

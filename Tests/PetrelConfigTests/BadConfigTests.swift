@@ -78,7 +78,7 @@ let badConfigs: [BadConfig] = [
             port: 80
             protocol: tcp
             proto: tcp
-        """, field: "vips[0].proto", line: 8, "unknown key; expected one of address, port, protocol, flags, reals (did you mean protocol?)"),
+        """, field: "vips[0].proto", line: 8, "unknown key; expected one of address, port, protocol, flags, health_check, reals (did you mean protocol?)"),
     BadConfig("unknown key in a real", minimalYAML + """
         vips:
           - address: 198.18.100.1
@@ -415,7 +415,7 @@ let badConfigs: [BadConfig] = [
             protocol: tcp
             reals:
               - 198.18.3.11
-        """, field: "vips[0].reals[0]", line: 9, "must be a mapping of address, weight; got \"198.18.3.11\""),
+        """, field: "vips[0].reals[0]", line: 9, "must be a mapping of address, weight, health_check; got \"198.18.3.11\""),
     BadConfig("more reals than max_reals allows", minimalYAML + """
         max_reals: 2
         vips:

@@ -220,4 +220,26 @@ struct petrel_decap_addr {
 	__u8   pad[3];
 };
 
+/* ---- Health-check forwarding (bpf/healthcheck.bpf.c) --------------------- */
+
+/* A probe socket carries SO_MARK = PETREL_HEALTH_MARK_TAG | target id (1..0xffff).
+ * The tc egress program encapsulates such packets to the real stored under the
+ * mark in its health_targets map (value: struct petrel_real; generation unused)
+ * and leaves every other packet alone. Its health_config map holds one struct
+ * petrel_config: the same MACs, MTU and outer source prefixes as the balancer's. */
+#define PETREL_HEALTH_MARK_TAG  0x50e70000u
+#define PETREL_HEALTH_MARK_MASK 0xffff0000u
+
+enum petrel_health_stat {
+	PETREL_HEALTH_RX = 0,              /* marked packets seen (unmarked ones are not counted) */
+	PETREL_HEALTH_ENCAPSULATED,        /* sent on, encapsulated to the mark's real */
+	PETREL_HEALTH_DROP_NO_TARGET,      /* the mark names no real */
+	PETREL_HEALTH_DROP_NO_CONFIG,      /* the control plane has not configured the program */
+	PETREL_HEALTH_DROP_NOT_IP,         /* neither IPv4 nor IPv6 */
+	PETREL_HEALTH_DROP_FAMILY,         /* an IPv6 probe towards an IPv4 real */
+	PETREL_HEALTH_DROP_TOO_BIG,        /* encapsulated packet would exceed the MTU */
+	PETREL_HEALTH_DROP_ENCAP_FAILED,   /* the kernel refused to grow the packet */
+	PETREL_HEALTH_STAT_COUNT
+};
+
 #endif /* PETREL_ABI_H */

@@ -23,6 +23,11 @@ public final class LoadBalancer: @unchecked Sendable {
     /// Plans and writes VIP changes; guarded by `lock`.
     private var applier: VipApplier
     private var state: AppliedState { applier.state }
+    /// The VIPs as the caller asked for them; `state` holds them as written, after
+    /// the health overlay (see `HealthOverlay`).
+    private var requested: [VipKey: Vip] = [:]
+    /// Reals that health checks took out of their VIP.
+    private var down: Set<VipReal> = []
 
     // MARK: Loading
 
@@ -52,6 +57,7 @@ public final class LoadBalancer: @unchecked Sendable {
             try kernel { try LoadBalancer.createConnectionTables(in: maps, limits: limits) }
             if let pinPath { try pin(at: pinPath) }
         }
+        requested = state.vips
     }
 
     /// Opens the maps pinned at `path`, checking they were made with the same limits.
@@ -180,10 +186,27 @@ public final class LoadBalancer: @unchecked Sendable {
     // MARK: VIPs and reals
 
     /// The VIPs as last applied (after adopting pinned maps: as read back from them).
+    /// Weights are the caller's, also for reals that health checks took out.
     public var vips: [Vip] {
         lock.lock()
         defer { lock.unlock() }
-        return state.vips.values.sorted { $0.key < $1.key }
+        return requested.values.sorted { $0.key < $1.key }
+    }
+
+    /// The reals that health checks have taken out of their VIP.
+    public var realsDown: Set<VipReal> {
+        lock.lock()
+        defer { lock.unlock() }
+        return down
+    }
+
+    /// Takes the reals in `down` out of new decisions for their VIP (weight 0 in
+    /// the ring, like a drain) and brings every other real back to its requested
+    /// weight. Goes through the same plan as `apply`: only changed rings are
+    /// rewritten, each VIP switches in one step.
+    @discardableResult
+    public func setRealsDown(_ down: Set<VipReal>) throws(PetrelError) -> ApplyReport {
+        try change(down: down) { $0 }
     }
 
     /// Makes the data plane serve exactly `vips`. Validates everything first
@@ -224,11 +247,14 @@ public final class LoadBalancer: @unchecked Sendable {
 
     /// Reads the current VIPs, computes the new list and applies it, all under one
     /// lock hold, so concurrent changes cannot lose each other's updates.
-    private func change(_ edit: ([Vip]) throws(PetrelError) -> [Vip]) throws(PetrelError) -> ApplyReport {
+    private func change(down newDown: Set<VipReal>? = nil, _ edit: ([Vip]) throws(PetrelError) -> [Vip]) throws(PetrelError) -> ApplyReport {
         lock.lock()
         defer { lock.unlock() }
-        let desired = try edit(state.vips.values.sorted { $0.key < $1.key })
-        return try applier.apply(desired)
+        let desired = try edit(requested.values.sorted { $0.key < $1.key })
+        let report = try applier.apply(HealthOverlay.effective(desired, down: newDown ?? down))
+        requested = Dictionary(desired.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        if let newDown { down = newDown }
+        return report
     }
 
     // MARK: Observing

@@ -22,8 +22,9 @@ struct DaemonMetrics {
             reals(stats, &page)
         }
         interface(&page)
-        // Extension point: BGP session states and real health states render here,
-        // as sections of their own, once those components exist in petreld.
+        daemon.health.metrics(into: &page)
+        // Extension point: BGP session states render here, as a section of their own,
+        // once that component exists in petreld.
         ProcessMetrics.read()?.render(into: &page)
         return page.text
     }
