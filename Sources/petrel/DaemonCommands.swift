@@ -140,7 +140,7 @@ struct RingCommand: ParsableCommand {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show petreld's state: config generation, interface, attachment, adopted maps, reloads.",
+        abstract: "Show petreld's state: config generation, interface, attachment, adopted maps, reloads, health.",
         discussion: """
         Examples:
           petrel status
@@ -164,7 +164,14 @@ struct StatusCommand: ParsableCommand {
             ("VIPs", "\(status.vips)"),
             ("reloads", "\(status.reloadsSucceeded) succeeded, \(status.reloadsFailed) failed"),
         ]
-        for (name, value) in rows { print((name + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+        var all = rows
+        if let health = status.health, health.checked > 0 || !health.vipsWithoutService.isEmpty {
+            all.append(("health", "\(health.checked) reals checked: \(health.up) up, \(health.down) down (petrel real list)"))
+            if !health.vipsWithoutService.isEmpty {
+                all.append(("no service", health.vipsWithoutService.joined(separator: ", ") + " (no real in service: packets dropped)"))
+            }
+        }
+        for (name, value) in all { print((name + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
         for issue in status.lastReloadIssues ?? [] { print("last reload refused: \(issue)") }
         for setting in status.restartNeeded ?? [] { print("warning: the file changes a setting that needs a restart: \(setting)") }
     }

@@ -156,8 +156,8 @@ extension VipSpec {
 struct RealCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "real",
-        abstract: "Add, delete, reweight and drain the reals of a VIP on the running petreld.",
-        subcommands: [Add.self, Delete.self, Weight.self, Drain.self]
+        abstract: "List, add, delete, reweight and drain the reals of a VIP on the running petreld.",
+        subcommands: [List.self, Add.self, Delete.self, Weight.self, Drain.self]
     )
     @OptionGroup var options: SocketOptions
 
