@@ -93,6 +93,8 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "PetrelTests", dependencies: ["Petrel", "CPetrelABI"]),
+        // Health checks: the rise/fall state, probes against loopback sockets, the monitor's bounds.
+        .testTarget(name: "PetrelHealthTests", dependencies: ["PetrelHealth", "Petrel"]),
         .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Resolves gateways in network namespaces of its own (root).
         .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),

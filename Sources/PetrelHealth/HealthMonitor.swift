@@ -29,7 +29,7 @@ public final class HealthMonitor: @unchecked Sendable {
     public struct Counters: Sendable {
         public var passed: UInt64 = 0
         public var failed: UInt64 = 0
-        /// Probes that were due while `maxInFlight` others ran, and waited.
+        /// Probes that started more than 10 ms late because `maxInFlight` others ran.
         public var delayedByCap: UInt64 = 0
         public var inFlight = 0
         public init() {}
@@ -169,12 +169,13 @@ public final class HealthMonitor: @unchecked Sendable {
             let now = HealthMonitor.now()
             var starting: [(Probe, UInt32?)] = []
             var nextDue = UInt64.max
-            let due = entries.values.filter { !$0.probing && $0.due <= now }.sorted { $0.due < $1.due }
+            // With every slot taken there is nothing to start: skip the scan.
+            let due = probes.count < maxInFlight
+                ? entries.values.filter { !$0.probing && $0.due <= now }.sorted { $0.due < $1.due } : []
             for entry in due {
-                guard probes.count + starting.count < maxInFlight else {
-                    counters.delayedByCap += 1
-                    continue
-                }
+                guard probes.count + starting.count < maxInFlight else { break }
+                // Started more than 10 ms after it was due: it waited for a free slot.
+                if now > entry.due + 10_000_000 { counters.delayedByCap += 1 }
                 let key = entry.target.key
                 let interval = UInt64(entry.target.check.intervalMilliseconds) * 1_000_000
                 entries[key]!.probing = true
