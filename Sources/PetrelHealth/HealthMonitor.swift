@@ -122,7 +122,8 @@ public final class HealthMonitor: @unchecked Sendable {
                 try forwarder.removeTarget(markIds[address]!)
                 markIds[address] = nil
             }
-            var free = (1...HealthCheckForwarder.maxTargets).lazy.filter { !Set(self.markIds.values).contains($0) }.makeIterator()
+            let used = Set(markIds.values)
+            var free = (1...HealthCheckForwarder.maxTargets).lazy.filter { !used.contains($0) }.makeIterator()
             for address in addresses.sorted() where markIds[address] == nil {
                 guard let id = free.next() else {
                     throw .limitExceeded(limit: "health-checked real addresses", requested: addresses.count, maximum: HealthCheckForwarder.maxTargets)

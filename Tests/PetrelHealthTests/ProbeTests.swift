@@ -10,7 +10,7 @@ import Testing
 struct ProbeTests {
     static let loopback = IPAddress("127.0.0.1")!
 
-    /// A listening socket on 127.0.0.1 and a free port; `serve` runs for each accepted connection.
+    /// A listening socket on 127.0.0.1 and a free port; `serve` runs for the first accepted connection.
     final class Server: @unchecked Sendable {
         let fd: Int32
         let port: UInt16
@@ -30,14 +30,13 @@ struct ProbeTests {
             port = UInt16(bigEndian: address.sin_port)
             if let serve {
                 let fd = self.fd
+                // One connection (or datagram), then the thread ends: it must never
+                // touch `fd` after close(), when the number may belong to another socket.
                 let thread = Thread {
-                    while true {
-                        let client = udp ? fd : accept(fd, nil, nil)
-                        if client < 0 { return }
-                        serve(client)
-                        if udp { return }
-                        Glibc.close(client)
-                    }
+                    let client = udp ? fd : accept(fd, nil, nil)
+                    if client < 0 { return }
+                    serve(client)
+                    if !udp { Glibc.close(client) }
                 }
                 thread.start()
                 self.thread = thread

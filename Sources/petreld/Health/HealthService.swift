@@ -124,7 +124,8 @@ final class HealthService: @unchecked Sendable {
             }
         } catch {
             logger.error("health change not applied; will retry", metadata: ["error": "\(error)"])
-            queue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.daemon.queue.async { self?.applyDown() } }
+            let retry = daemon.queue
+            queue.asyncAfter(deadline: .now() + 1) { retry.async { [weak self] in self?.applyDown() } }
         }
     }
 
