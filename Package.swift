@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel"]),
-        .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "CPetrelABI"]),
+        .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "PetrelHealth", "CPetrelABI"]),
         // The same bad VIPs through the config file, the admin API's body reader and the library.
         .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin"]),
         // Runs petrel-bench --quick and checks its JSON (never its speed).
