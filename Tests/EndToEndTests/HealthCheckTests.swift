@@ -111,6 +111,22 @@ extension EndToEnd {
                 return Date().timeIntervalSince(start)
             }
 
+            /// Waits until the client holds `count` established connections to the tests' VIP
+            /// (python may take a while to start on a loaded machine).
+            func waitForHeldConnections(_ count: Int) throws {
+                let deadline = Date().addingTimeInterval(20)
+                while true {
+                    let established = try Command.inNamespace(network.clientNamespace, [
+                        "ss", "-Htn", "state", "established", "dst", "\(Plan.vip4):\(HealthCheckTests.port)",
+                    ]).split(separator: "\n").count
+                    if established >= count { return }
+                    guard Date() < deadline else {
+                        throw Command.Failure(command: ["ss"], status: -1, output: "\(established) of \(count) held connections after 20 s")
+                    }
+                    usleep(20_000)
+                }
+            }
+
             func counter(_ name: String) throws -> UInt64 {
                 let json = try daemon.petrel(["stats", "--json"])
                 let stats = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
@@ -187,7 +203,7 @@ extension EndToEnd {
                 #expect(before.answered == 60 && before.count("real3") > 0, "\(before.byReal)")
                 // Connections held open on every real across the failover.
                 let held = try world.network.startHolding(vip: Plan.vip4, port: Self.port, proto: .tcp, connections: 30, rounds: 8, interval: 0.25)
-                usleep(400_000)
+                try world.waitForHeldConnections(30)
 
                 world.stopServer("service3")
                 let detection = try world.waitFor("real3 out of service") { try !world.real("198.18.3.13").inService }
@@ -212,8 +228,9 @@ extension EndToEnd {
                 let others = report.perConnection.filter { $0.reals.first.flatMap { $0 } != "real3" }
                 #expect(!others.isEmpty && others.allSatisfy { $0.failedRounds.isEmpty && $0.sameReal },
                         "connections on real1/real2 were disturbed: \(others.filter { !$0.failedRounds.isEmpty || !$0.sameReal }.map { "\($0.reals) failed rounds \($0.failedRounds)" })")
-                // Recovery needs `rise` passing probes: at least (rise-1) intervals, at most rise intervals plus a timeout.
-                #expect(recovery >= Double(Self.rise - 1) * Double(Self.intervalMs) / 1000)
+                // Recovery needs `rise` passing probes in a row (the server may listen a little before
+                // this test sees its pid file, so no lower bound on the time is asserted).
+                #expect(up.reason == "connected (\(Self.rise) successes in a row)", "\(up)")
                 #expect(recovery <= riseTime + Double(Self.timeoutMs) / 1000 + 0.15, "recovered after \(recovery) s")
                 #expect(up.state == "up" && up.wentDown == 1 && up.wentUp == 1, "\(up)")
                 #expect(back.answered == 60 && back.count("real3") > 0, "real3 takes new connections again: \(back.byReal)")
@@ -336,16 +353,16 @@ extension EndToEnd {
                     try world.startHTTP(real: n, port: 8081, status: "200")
                 }
             }) { world in
-                _ = try world.waitFor("both up") { try world.health().reals.allSatisfy { $0.lastResult == "HTTP 200" } }
+                _ = try world.waitFor("both up") { try world.health().reals.allSatisfy { $0.lastResult == "HTTP 200" && $0.inService } }
                 let held = try world.network.startHolding(vip: Plan.vip4, port: Self.port, proto: .tcp, connections: 30, rounds: 10, interval: 0.25)
-                usleep(400_000)
+                try world.waitForHeldConnections(30)
                 // real2's check fails; its service, and the connections on it, go on.
                 try world.signal("http2", SIGUSR2)
                 _ = try world.waitFor("real2 down") { try !world.real("198.18.3.12").inService }
                 let report = try world.network.finishHolding(held)
-                let onReal2 = report.perConnection.filter { $0.reals.first.flatMap { $0 } == "real2" }
+                let onReal2 = report.perConnection.filter { $0.reals.contains("real2") }
                 #expect(!onReal2.isEmpty && onReal2.allSatisfy { $0.failedRounds.isEmpty && $0.sameReal },
-                        "established flows on the down real were kept")
+                        "established flows on the down real were kept: \(report.perConnection.map { "\($0.reals) \($0.failedRounds)" })")
                 #expect(!report.anyRoundFailed)
 
                 // Drain real1 while it is healthy: it stays out; bring real2 back.
