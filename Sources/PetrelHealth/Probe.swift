@@ -152,8 +152,9 @@ final class Probe {
     static func errnoName(_ code: Int32) -> String { String(cString: strerror(code)) }
 
     static func withSocketAddress<T>(_ address: IPAddress, port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
-        switch address {
-        case .v4(let bytes):
+        let bytes = address.bytes
+        switch address.family {
+        case .ipv4:
             var socketAddress = sockaddr_in()
             socketAddress.sin_family = sa_family_t(AF_INET)
             socketAddress.sin_port = port.bigEndian
@@ -161,7 +162,7 @@ final class Probe {
             return withUnsafePointer(to: &socketAddress) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-        case .v6(let bytes):
+        case .ipv6:
             var socketAddress = sockaddr_in6()
             socketAddress.sin6_family = sa_family_t(AF_INET6)
             socketAddress.sin6_port = port.bigEndian

@@ -148,7 +148,7 @@ struct ProbeTests {
         let check = HealthCheck(kind: .udp(HealthCheck.UDP()), intervalMilliseconds: 1000, timeoutMilliseconds: 400, rise: 1, fall: 1)
         let vip = VipKey(address: Self.loopback, port: silent.port, proto: .udp)
         let targets = (0..<1000).map { i in
-            HealthTarget(vip: vip, real: .v4([127, 1, UInt8(i / 256), UInt8(i % 256)]), check: check)
+            HealthTarget(vip: vip, real: .v4(127, 1, UInt8(i / 256), UInt8(i % 256)), check: check)
         }
         let transitions = Counter()
         let monitor = HealthMonitor(forwarder: nil, maxInFlight: 50) { _ in transitions.add() }

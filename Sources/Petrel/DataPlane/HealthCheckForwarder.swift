@@ -65,8 +65,8 @@ public final class HealthCheckForwarder: @unchecked Sendable {
     public func configure(_ settings: ForwardingSettings) throws(PetrelError) {
         try settings.validate()
         var value = petrel_config()
-        value.interface_mac = macTuple(settings.interfaceMAC)
-        value.next_hop_mac = macTuple(settings.nextHopMAC)
+        value.interface_mac = settings.interfaceMAC.abiBytes
+        value.next_hop_mac = settings.nextHopMAC.abiBytes
         value.mtu = UInt32(settings.mtu)
         value.encap_src_v4_be = settings.encapSourceV4.abiWords.0
         value.encap_src_v6_be = settings.encapSourceV6.abiWords
