@@ -150,6 +150,9 @@ extension EndToEnd {
             let reals: [Real]
             let vipsWithoutService: [String]
             let probesPassed: UInt64
+            let probesFailed: UInt64
+            let probesInFlight: Int
+            let probesDelayed: UInt64
             let forwarder: [String: UInt64]?
         }
 
@@ -339,6 +342,45 @@ extension EndToEnd {
                 #expect(dropsAfter - dropsBefore >= 10, "every SYN dropped and counted")
                 #expect(status.contains("0 up, 2 down") && status.contains("tcp/198.18.100.1:\(Self.port)"), "\(status)")
                 #expect(list.contains("no real in service"), "\(list)")
+            }
+        }
+
+        @Test("1,000 reals whose probes all time out: probes stay within max_in_flight, the admin API and a reload do not wait")
+        func probeStormDoesNotDelayTheControlPlane() throws {
+            // Reals that do not exist on the reals' segment: every probe runs to its timeout.
+            let reals = (0..<1000).map { "{address: 198.18.\(4 + $0 / 250).\(1 + $0 % 250)}" }
+            let config = Self.config(check: "  type: tcp\n  max_in_flight: 100", reals: reals)
+                .replacingOccurrences(of: "interval: \(Self.intervalMs)ms", with: "interval: 1s")
+                .replacingOccurrences(of: "timeout: \(Self.timeoutMs)ms", with: "timeout: 900ms")
+            try Self.withWorld(config: config, setup: { _ in }) { world in
+                let pid = try #require(world.daemon.process?.process.processIdentifier)
+                _ = try world.waitFor("probes running") { try world.health().probesFailed > 100 }
+                var slowestStatus = 0.0, maxInFlight = 0, maxThreads = 0, maxFDs = 0
+                for _ in 0..<20 {
+                    let start = Date()
+                    _ = try AdminSocket.get("/v1/status", socket: world.daemon.socket)
+                    slowestStatus = max(slowestStatus, Date().timeIntervalSince(start))
+                    maxInFlight = max(maxInFlight, try world.health().probesInFlight)
+                    maxThreads = max(maxThreads, (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? 0)
+                    maxFDs = max(maxFDs, (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0)
+                    usleep(50_000)
+                }
+                let reloadStart = Date()
+                let answer = try world.daemon.petrel(["reload"])
+                let reload = Date().timeIntervalSince(reloadStart)
+                let health = try world.health()
+                print("[health] probe storm: slowest status \(String(format: "%.3f", slowestStatus)) s, reload \(String(format: "%.3f", reload)) s, "
+                    + "in flight max \(maxInFlight), threads max \(maxThreads), fds max \(maxFDs), failed \(health.probesFailed)")
+                #expect(answer.contains("generation 2"), "\(answer)")
+                #expect(slowestStatus < 1, "status answered within a second while 100 probes hang")
+                #expect(reload < 2, "a reload is not held up by probes")
+                #expect(maxInFlight <= 100 && maxInFlight >= 50)
+                #expect(maxFDs < 100 + 100, "one fd per probe in flight, plus petreld's own")
+                #expect(maxThreads < 64, "probes use no thread of their own")
+                // 100 probes of 0.9 s each cannot probe 1,000 reals every second: probes wait their
+                // turn (docs/health-checks.md, Bounds); those that ran timed out.
+                #expect(health.reals.filter { $0.lastResult == "timeout" }.count > 100)
+                #expect(health.probesDelayed > 0)
             }
         }
 
