@@ -84,6 +84,9 @@ struct AdminAPI: Sendable {
             case ("GET", ["v1", "vips"]):
                 return json(daemon.balancer.vips.map(VipDocument.init))
             case ("POST", ["v1", "vips"]):
+                if let replace = request.query["replace"], replace != "true", replace != "false" {
+                    throw PetrelError.invalid(field: "replace", value: "\"\(replace)\"", expected: "must be true or false")
+                }
                 let vip = try RequestBody.vip(request.body, ringSize: daemon.balancer.limits.ringSize)
                 let before = daemon.balancer.vips.first { $0.key == vip.key }
                 // ?replace=false: create only (what `petrel vip add` sends), so a typo'd add

@@ -116,7 +116,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     reply(AdminAPI.error(400, "request: not valid HTTP/1.1 (\(parserError))"), context: context)
                 }
                 return
-            case .responding, .done:
+            case .done:
+                return  // the rest of a refused request, being drained
+            case .responding:
                 break
             }
         }
@@ -126,8 +128,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     // MARK: Answering
 
     /// Writes the one answer of this connection and closes it once written (or when the client does not take it in time).
+    /// An answer given before the whole request was read (403, 408, 413, 431, 400) closes only
+    /// the sending half and reads on for `limits.linger`: closing a socket with unread bytes would
+    /// reset the connection, and the client could lose the answer.
     private func reply(_ response: HTTPResponse, context: ChannelHandlerContext) {
-        if case .done = state { return }
+        let early: Bool
+        switch state {
+        case .done: return
+        case .responding: early = false
+        case .waitingForHead, .receivingBody: early = true
+        }
         state = .done
         deadline?.cancel()
         guard context.channel.isActive else { return }
@@ -140,7 +150,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        deadline = context.eventLoop.scheduleTask(in: limits.responseDeadline) { channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            channel.close(mode: early ? .output : .all, promise: nil)
+        }
+        deadline = context.eventLoop.scheduleTask(in: early ? limits.linger : limits.responseDeadline) { channel.close(promise: nil) }
     }
 }

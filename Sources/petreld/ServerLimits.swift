@@ -11,6 +11,8 @@ struct ServerLimits: Sendable {
     var idleTimeout: TimeAmount = .seconds(5)
     /// The answer must be taken by the client within this once it is ready, or the connection is closed.
     var responseDeadline: TimeAmount = .seconds(10)
+    /// After an answer given before the request was read whole, how long the rest is read and dropped.
+    var linger: TimeAmount = .seconds(2)
     /// Request line and headers together; beyond it, 431.
     var maxHeaderBytes = 16 * 1024
     /// Request body; beyond it, 413. Admin requests are small JSON documents.

@@ -14,7 +14,9 @@ struct AdminClientTests {
         try harness.start()
         harness.signal(SIGSTOP)  // the request is queued in the socket, never answered
         let add = try harness.startPetrel(["vip", "add", "tcp/198.18.100.2:80", "--real", "198.18.3.13"])
-        usleep(500_000)
+        try harness.waitUntil("the CLI's connection waits in petreld's accept queue", timeout: 20) {
+            try harness.pendingConnections() >= 1
+        }
         harness.signal(SIGKILL)
         let (status, output) = add.finish()
         #expect(status == 1)
@@ -83,6 +85,14 @@ struct RunningPetrel {
 }
 
 extension DaemonHarness {
+    /// Connections waiting in the admin socket's accept queue (ss's Recv-Q of the listener).
+    func pendingConnections() throws -> Int {
+        let listing = try inNamespaceOutput(["ss", "-xlH"])
+        guard let line = listing.split(separator: "\n").first(where: { $0.contains(socketPath) }) else { return 0 }
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        return fields.count > 2 ? Int(fields[2]) ?? 0 : 0
+    }
+
     func startPetrel(_ arguments: [String]) throws -> RunningPetrel {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: DaemonHarness.binaries + "/petrel")

@@ -26,7 +26,7 @@ struct AdminOpenAPITests {
         let run = try harness.capture("/usr/bin/env", [
             "-C", harness.directory, "timeout", "300", "ip", "netns", "exec", harness.namespace, "schemathesis", "run", AdminOpenAPITests.document,
             "--url", "http://127.0.0.1:9180", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-            "--max-examples", "10", "--workers", "1", "--no-color",
+            "--max-examples", "10", "--workers", "1", "--request-timeout", "30", "--no-color",
         ])
         let summary = run.output.split(separator: "\n").suffix(30).joined(separator: "\n")
         #expect(run.status == 0, "schemathesis found failures:\n\(run.output.suffix(8_000))")

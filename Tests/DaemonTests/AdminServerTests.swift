@@ -36,6 +36,23 @@ struct AdminServerTests {
             #expect(!(error?.error.isEmpty ?? true), "a JSON error body for \(request.prefix(40).debugDescription): \(body)")
         }
         #expect(harness.petrel(["status"]).status == 0, "petreld still serves")
+
+        // A body refused from its Content-Length while the client keeps sending it: the client still
+        // reads the 413 (petreld closes only its sending half and drains the rest), over TCP too.
+        let script = """
+        import socket
+        s = socket.create_connection(("127.0.0.1", 9181), timeout=10)
+        body = b"x" * 3000000
+        s.sendall(b"POST /metrics HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk: break
+            answer += chunk
+        print(answer.split(b"\\r\\n")[0].decode())
+        """
+        let drained = try harness.capture("/usr/sbin/ip", ["netns", "exec", harness.namespace, "python3", "-c", script])
+        #expect(drained.output.hasPrefix("HTTP/1.1 413 Payload Too Large"), "\(drained.output)")
     }
 
     /// Idle clients cost an fd each and no thread; everyone else is served meanwhile.
