@@ -54,7 +54,11 @@ let package = Package(
         .target(name: "PetrelNetlink", dependencies: ["Petrel", "CNetlink"]),
 
         // The packet fuzzer: random and mutated packets against a model of the program.
-        .target(name: "PetrelFuzz", dependencies: ["Petrel"]),
+        .target(name: "PetrelFuzz", dependencies: ["Petrel", "PetrelTestSupport"]),
+
+        // Test code kept out of the product: packet builders, seeded randomness, the YAML
+        // renderer. For the tests, the fuzzer and the benchmark only.
+        .target(name: "PetrelTestSupport", dependencies: ["Petrel", "PetrelConfig", "PetrelHealth"]),
 
         // MARK: Front ends
         // The admin API's JSON documents and the request/response values, shared by petreld and petrel;
@@ -87,22 +91,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "PetrelBench",
-            dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "bench/Sources/PetrelBench"
         ),
 
         // MARK: Tests
-        .testTarget(name: "PetrelTests", dependencies: ["Petrel", "CPetrelABI"]),
+        .testTarget(name: "PetrelTests", dependencies: ["Petrel", "PetrelTestSupport", "CPetrelABI"]),
         // Health checks: the rise/fall state, probes against loopback sockets, the monitor's bounds.
         .testTarget(name: "PetrelHealthTests", dependencies: ["PetrelHealth", "Petrel"]),
-        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
+        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Resolves gateways in network namespaces of its own (root).
         .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
         .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel"]),
-        .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "Petrel", "PetrelHealth", "CPetrelABI"]),
+        .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "PetrelTestSupport", "Petrel", "PetrelHealth", "CPetrelABI"]),
         // The same bad VIPs through the config file, the admin API's body reader and the library.
-        .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin"]),
+        .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin", "PetrelTestSupport"]),
         // Runs petrel-bench --quick and checks its JSON (never its speed).
         .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "petreld", "petrel"]),

@@ -286,6 +286,15 @@ struct ConfigMapping {
 
 // MARK: - What a scalar means
 
+extension ConfigLoader {
+    /// Whether `text`, written unquoted as a YAML value, is read back as that string (and not
+    /// as a number, a boolean or null): what a tool writing config files needs to know.
+    public static func readsAsPlainString(_ text: String) -> Bool {
+        if case .string = ScalarMeaning(.scalar(Node.Scalar(text, .implicit, .plain))) { return true }
+        return false
+    }
+}
+
 /// How Petrel reads a YAML scalar: quoted text is always a string; plain text
 /// is resolved with YAML's usual rules (so `80` is a number and `~` is null).
 enum ScalarMeaning {

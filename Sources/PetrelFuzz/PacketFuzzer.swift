@@ -1,5 +1,6 @@
 import Foundation
 import Petrel
+import PetrelTestSupport
 
 /// Feeds the real balancer program (BPF_PROG_TEST_RUN) with random and mutated
 /// packets and checks every verdict and every output byte against an

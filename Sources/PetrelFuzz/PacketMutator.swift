@@ -1,4 +1,5 @@
 import Petrel
+import PetrelTestSupport
 
 /// Makes the fuzzer's packets: random bytes, and valid packets towards VIPs and
 /// other addresses, then mutated the ways real networks and attackers do.

@@ -1,5 +1,6 @@
 import PetrelConfig
 import Testing
+import PetrelTestSupport
 
 /// One config with one mistake, and where and how the loader must report it.
 struct BadConfig: Sendable, CustomTestStringConvertible {

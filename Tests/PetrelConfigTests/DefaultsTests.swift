@@ -2,6 +2,7 @@ import CPetrelABI
 import Petrel
 import PetrelConfig
 import Testing
+import PetrelTestSupport
 
 @Suite("Defaults")
 struct DefaultsTests {

@@ -2,6 +2,7 @@ import Foundation
 import Petrel
 import PetrelConfig
 import Testing
+import PetrelTestSupport
 
 @Suite("Reporting")
 struct ReportingTests {

@@ -2,6 +2,7 @@ import Foundation
 import Petrel
 import PetrelFuzz
 import Testing
+import PetrelTestSupport
 
 /// Random configurations and random edits: what is applied is exactly what the
 /// maps hold afterwards, and a refused edit leaves the maps byte for byte as

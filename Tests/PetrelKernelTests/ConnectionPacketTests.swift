@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// Backend choice in the kernel: stickiness, SYN re-decision, drain, agreement
 /// with `explain`, counters.

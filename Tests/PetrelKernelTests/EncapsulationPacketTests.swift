@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// Packet in, packet out: the real balancer in the kernel (BPF_PROG_TEST_RUN),
 /// maps filled by the Swift library, every output byte checked.

@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// The reals' decapsulation program with GUE: packet in, packet out through
 /// BPF_PROG_TEST_RUN, every byte of what reaches the kernel checked, and every

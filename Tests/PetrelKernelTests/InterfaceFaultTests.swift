@@ -2,6 +2,7 @@ import Foundation
 import Petrel
 import PetrelBPF
 import Testing
+import PetrelTestSupport
 
 /// Attaching to interfaces that are missing, unsuitable or disappear.
 @Suite("Interfaces that fail", .serialized)

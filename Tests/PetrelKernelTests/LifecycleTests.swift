@@ -2,6 +2,7 @@ import Foundation
 import Petrel
 import PetrelBPF
 import Testing
+import PetrelTestSupport
 
 /// Loading, pinning, adopting, validation that writes nothing, verifier margin.
 @Suite("Lifecycle of the data plane")

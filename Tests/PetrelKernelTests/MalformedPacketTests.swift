@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// Malformed and unusual packets are never forwarded half-parsed: each is
 /// dropped or passed, and counted under the expected reason.

@@ -1,5 +1,6 @@
 @testable import Petrel
 import Testing
+import PetrelTestSupport
 
 // The apply logic (ids, generations, ring rows, refusals, write order) run on
 // maps in memory. The kernel tests (PetrelKernelTests) run the same code on the

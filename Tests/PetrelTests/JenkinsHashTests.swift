@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Petrel
+import PetrelTestSupport
 
 /// The Swift hash must match bpf/lib/jhash.h bit for bit, so these tests compile
 /// that header with the host C compiler and compare outputs on random inputs.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Petrel
+import PetrelTestSupport
 
 @Suite struct MaglevTests {
     static let ringSize = 65537

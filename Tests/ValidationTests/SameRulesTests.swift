@@ -3,6 +3,7 @@ import Foundation
 import PetrelAdmin
 import PetrelConfig
 import Testing
+import PetrelTestSupport
 
 // One table of bad VIPs, refused by the config file, the admin API and the
 // library alike, each naming the field its own way.

@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import PetrelBPF
+import PetrelTestSupport
 
 // Shared set-up for the packet tests: a real balancer loaded in the kernel,
 // its maps filled by the library, packets run through BPF_PROG_TEST_RUN.

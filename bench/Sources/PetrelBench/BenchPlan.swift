@@ -1,4 +1,5 @@
 import Petrel
+import PetrelTestSupport
 
 /// The VIPs, reals and packets every data-plane measurement uses.
 enum BenchPlan {

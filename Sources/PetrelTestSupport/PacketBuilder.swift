@@ -1,3 +1,5 @@
+import Petrel
+
 /// Builds Ethernet frames for test runs, benchmarks and the fuzzer: the packets a
 /// client would send towards a VIP. Checksums of L4 headers are left zero: the
 /// data plane never reads them.

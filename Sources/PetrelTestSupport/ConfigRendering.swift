@@ -1,6 +1,6 @@
 import Petrel
+import PetrelConfig
 import PetrelHealth
-import Yams
 
 extension PetrelConfiguration {
     /// The configuration as a config file, every setting spelled out (defaults
@@ -71,9 +71,8 @@ extension PetrelConfiguration {
     /// Text as a plain scalar when it reads back as the same string, quoted otherwise.
     private static func scalar(_ text: String) -> String {
         let safe = text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._/-:".contains($0)) }
-        let plain = Node.Scalar(text, .implicit, .plain)
         guard safe, !text.isEmpty, !text.contains(": "), !text.hasSuffix(":"), !text.hasPrefix("-"),
-              case .string = ScalarMeaning(.scalar(plain))
+              ConfigLoader.readsAsPlainString(text)
         else { return quoted(text) }
         return text
     }
