@@ -1,5 +1,6 @@
 import Foundation
 import Petrel
+import PetrelTestSupport
 import Testing
 
 /// Health in the kernel: `setRealsDown` takes a real out of new decisions through
