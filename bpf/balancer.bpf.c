@@ -50,7 +50,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	if (!cfg || cfg->mtu == 0)
 		return PETREL_STAT_DROP_NO_CONFIG;
 
-	reason = choose_real(&pkt, vip, counters, &choice);
+	reason = choose_real(&pkt, vip, cfg, counters, &choice);
 	if (reason != PARSE_OK)
 		return reason;
 

@@ -13,7 +13,7 @@ struct ConfigDecoder {
     enum Keys {
         static let top = [
             "interface", "attach_mode", "next_hop", "encapsulation", "ring_size", "connection_table_size",
-            "max_vips", "max_reals", "mtu", "pin_path", "admin", "metrics", "health_check", "vips",
+            "max_vips", "max_reals", "mtu", "syn_flood_threshold", "pin_path", "admin", "metrics", "health_check", "vips",
         ]
         static let nextHop = ["mac", "gateway"]
         static let encapsulation = ["source_v4", "source_v6"]
@@ -57,6 +57,9 @@ struct ConfigDecoder {
         config.maxVips = maxVips ?? config.maxVips
         config.maxReals = maxReals ?? config.maxReals
         if let node = top.optional("mtu") { config.mtu = node.integer(in: Limits.mtu) }
+        if let node = top.optional("syn_flood_threshold"), let threshold = node.integer(in: Limits.synFloodThreshold) {
+            config.synFloodThreshold = threshold
+        }
         if let node = top.optional("pin_path"), let path = node.absolutePath() { config.pinPath = path }
         if let node = top.optional("admin") { readAdmin(node, into: &config) }
         let listenNode = top.optional("metrics")?.mapping(keys: Keys.metrics)?.optional("listen")

@@ -22,6 +22,9 @@ public struct PetrelConfiguration: Equatable, Sendable {
     public var encapSourceV6: IPAddress
     /// Largest IP packet the egress link carries; nil means "ask the interface".
     public var mtu: Int?
+    /// New connections per CPU per second remembered in the connection tables
+    /// (above it they forward unremembered); 0 turns the SYN-flood guard off.
+    public var synFloodThreshold: Int
 
     // MARK: Map sizes
 
@@ -60,6 +63,7 @@ public struct PetrelConfiguration: Equatable, Sendable {
         encapSourceV4: IPAddress = Defaults.encapSourceV4,
         encapSourceV6: IPAddress = Defaults.encapSourceV6,
         mtu: Int? = nil,
+        synFloodThreshold: Int = Defaults.synFloodThreshold,
         ringSize: Int = Defaults.ringSize,
         connectionTableSize: Int = Defaults.connectionTableSize,
         maxVips: Int = Defaults.maxVips,
@@ -77,6 +81,7 @@ public struct PetrelConfiguration: Equatable, Sendable {
         self.encapSourceV4 = encapSourceV4
         self.encapSourceV6 = encapSourceV6
         self.mtu = mtu
+        self.synFloodThreshold = synFloodThreshold
         self.ringSize = ringSize
         self.connectionTableSize = connectionTableSize
         self.maxVips = maxVips
@@ -152,6 +157,7 @@ extension PetrelConfiguration {
         public static let pinPath = "/sys/fs/bpf/petrel"
         public static let adminSocket = "/run/petrel/admin.sock"
         public static let weight = Real.defaultWeight
+        public static let synFloodThreshold = Int(ForwardingSettings.defaultSynFloodThreshold)
     }
 
     /// The ranges the loader accepts. `config/README.md` gives the reason for each.
@@ -167,6 +173,7 @@ extension PetrelConfiguration {
         public static let listenPort = 1...65_535
         /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
         public static let mtu = ForwardingSettings.mtuRange
+        public static let synFloodThreshold = 0...Int(UInt32.max)
         /// IFNAMSIZ minus the terminating NUL.
         public static let interfaceNameLength = 15
         /// `sun_path` minus the terminating NUL.

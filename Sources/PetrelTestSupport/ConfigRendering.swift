@@ -23,6 +23,7 @@ extension PetrelConfiguration {
         lines.append("max_vips: \(maxVips)")
         lines.append("max_reals: \(maxReals)")
         if let mtu { lines.append("mtu: \(mtu)") }
+        lines.append("syn_flood_threshold: \(synFloodThreshold)")
         lines.append("pin_path: \(Self.scalar(pinPath))")
         lines.append("admin:")
         lines.append("  socket: \(Self.scalar(adminSocket))")

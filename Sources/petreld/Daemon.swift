@@ -95,6 +95,7 @@ final class Daemon: @unchecked Sendable {
         running.vips = fresh.vips
         running.nextHop = fresh.nextHop
         running.mtu = fresh.mtu
+        running.synFloodThreshold = fresh.synFloodThreshold
         running.encapSourceV4 = fresh.encapSourceV4
         running.encapSourceV6 = fresh.encapSourceV6
         running.healthChecks = fresh.healthChecks
@@ -209,7 +210,8 @@ final class Daemon: @unchecked Sendable {
         let interface = try NetworkInterface(named: config.interface)
         let settings = ForwardingSettings(interfaceMAC: try interface.mac(), nextHopMAC: nextHopMAC,
                                           mtu: try config.mtu ?? interface.mtu(),
-                                          encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6)
+                                          encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6,
+                                          synFloodThreshold: UInt32(config.synFloodThreshold))
         try settings.validate()
         return settings
     }

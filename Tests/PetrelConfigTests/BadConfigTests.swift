@@ -219,6 +219,9 @@ let badConfigs: [BadConfig] = [
     BadConfig("mtu too small", minimalYAML + """
         mtu: 576
         """, field: "mtu", line: 4, "must be between 1280 and 9216, got 576"),
+    BadConfig("syn_flood_threshold negative", minimalYAML + """
+        syn_flood_threshold: -1
+        """, field: "syn_flood_threshold", line: 4, "must be between 0 and 4294967295, got -1"),
     BadConfig("mtu quoted", minimalYAML + """
         mtu: "1500"
         """, field: "mtu", line: 4, "must be an integer, got the string \"1500\""),

@@ -55,6 +55,39 @@ struct ConnectionPacketTests {
         #expect(stats[.eventConnectionHit] >= 1)
     }
 
+    @Test("SYN-flood guard: below the threshold decisions are remembered; above it they forward unremembered, and established flows keep their reals")
+    func synFloodGuard() throws {
+        let balancer = try makeBalancer()
+        var settings = try #require(try balancer.forwardingSettings())
+        settings.synFloodThreshold = 20
+        try balancer.configureForwarding(settings)
+        #expect(try balancer.forwardingSettings()?.synFloodThreshold == 20)
+
+        // 20 new connections fit in this second's budget: every one is remembered.
+        let established = flows(20, seed: 7)
+        for flow in established { _ = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
+        for flow in established { #expect(try balancer.explain(flow).rememberedReal != nil, "\(flow) remembered below the threshold") }
+        #expect(try balancer.stats()[.eventSynFlood] == 0)
+
+        // A flood: every further SYN still forwards, by the ring, but is not written.
+        let flood = flows(300, seed: 8)
+        for flow in flood {
+            #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == (try balancer.explain(flow).ringReal))
+        }
+        let stats = try balancer.stats()
+        #expect(stats[.eventSynFlood] == 300, "the test runs well inside one second")
+        #expect(stats[.eventNewConnection] == 320)
+        for flow in flood { #expect(try balancer.explain(flow).rememberedReal == nil, "\(flow) written during the flood") }
+
+        // The established flows keep their reals through the flood, even after the ring moved them.
+        let fourth = Real(address: ip("198.18.3.14"))
+        let moved = try flowMovedBy(change: {
+            try balancer.upsert(Vip(key: TestVips.web4, reals: TestVips.reals4 + [fourth]))
+        }, balancer: balancer, candidates: established)
+        let (flow, old, _) = try #require(moved, "adding a real moves some established flows on the ring")
+        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == old)
+    }
+
     @Test("Weight 0 drains a real: established flows stay, new flows avoid it")
     func drain() throws {
         let balancer = try makeBalancer()

@@ -142,6 +142,15 @@ struct petrel_config {
 	__u32  mtu;                 /* largest L3 packet the egress link carries */
 	__be32 encap_src_v4_be;     /* outer IPv4 source: high 16 bits kept, low 16 from the flow */
 	__be32 encap_src_v6_be[4];  /* outer IPv6 source: high 64 bits kept, low 64 from the flow */
+	__u32  syn_flood_threshold; /* new decisions per CPU per second written to the tables; 0: no limit */
+};
+
+/* The SYN-flood guard's state on one CPU (map flood_state, per CPU, one entry):
+ * new decisions counted in the current one-second window. Above the threshold a
+ * decision still forwards but is not written to the connection tables. */
+struct petrel_flood_state {
+	__u64 window_start_ns;
+	__u64 decisions;
 };
 
 struct petrel_traffic {
@@ -179,6 +188,7 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_LRU_MISS,       /* a non-SYN TCP packet of a flow nobody knew */
 	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
 	PETREL_STAT_EVENT_NO_CPU_TABLE,   /* no per-CPU table on this CPU: the shared one alone was used */
+	PETREL_STAT_EVENT_SYN_FLOOD,      /* a new decision not written to the tables: this CPU is over syn_flood_threshold */
 	PETREL_STAT_COUNT
 };
 

@@ -113,6 +113,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct petrel_flood_state);
+} flood_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
 	__type(key, __u32);
 	__type(value, struct petrel_traffic);

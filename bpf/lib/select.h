@@ -255,10 +255,38 @@ static __always_inline void remember_choice(const struct flow_tables *t, const s
 	update_shared(t, &conn);
 }
 
+#define NS_PER_SECOND 1000000000ull
+
+/* The SYN-flood guard: whether this CPU may write one more new decision to the
+ * tables in the current second. Over the threshold, decisions still forward (by
+ * the ring) but cost no table write and evict no established flow. */
+static __always_inline int table_write_allowed(const struct petrel_config *cfg, struct petrel_counters *counters)
+{
+	struct petrel_flood_state *state;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!cfg->syn_flood_threshold)
+		return 1;
+	state = bpf_map_lookup_elem(&flood_state, &zero);
+	if (!state)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (now - state->window_start_ns >= NS_PER_SECOND) {
+		state->window_start_ns = now;
+		state->decisions = 0;
+	}
+	if (++state->decisions <= cfg->syn_flood_threshold)
+		return 1;
+	count_stat(counters, PETREL_STAT_EVENT_SYN_FLOOD);
+	return 0;
+}
+
 /* Returns PARSE_OK with out filled, or the reason no real can take the packet.
  * A flow the tables know brings its hash along; only a new decision hashes. */
 static __always_inline int choose_real(const struct packet *pkt, const struct petrel_vip_meta *vip,
-				       struct petrel_counters *counters, struct choice *out)
+				       const struct petrel_config *cfg, struct petrel_counters *counters,
+				       struct choice *out)
 {
 	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
 	struct flow_tables tables;
@@ -293,7 +321,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 
 	if (!pkt->icmp_error) {
 		count_stat(counters, PETREL_STAT_EVENT_NEW_CONNECTION);
-		if (use_tables)
+		if (use_tables && table_write_allowed(cfg, counters))
 			remember_choice(&tables, out);
 	}
 	return PARSE_OK;

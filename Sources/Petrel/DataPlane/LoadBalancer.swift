@@ -128,6 +128,7 @@ public final class LoadBalancer: @unchecked Sendable {
         config.mtu = UInt32(settings.mtu)
         config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
         config.encap_src_v6_be = settings.encapSourceV6.abiWords
+        config.syn_flood_threshold = settings.synFloodThreshold
         try kernel { try maps.config.update(UInt32(0), config) }
     }
 
@@ -137,7 +138,8 @@ public final class LoadBalancer: @unchecked Sendable {
         return ForwardingSettings(
             interfaceMAC: MACAddress(abiBytes: config.interface_mac), nextHopMAC: MACAddress(abiBytes: config.next_hop_mac), mtu: Int(config.mtu),
             encapSourceV4: IPAddress(abiWords: (config.encap_src_v4_be, 0, 0, 0), family: UInt8(PETREL_FAMILY_IPV4))!,
-            encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!)
+            encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!,
+            synFloodThreshold: config.syn_flood_threshold)
     }
 
     // MARK: Attaching

@@ -62,12 +62,18 @@ public struct ForwardingSettings: Hashable, Sendable {
     public var encapSourceV4: IPAddress
     /// Outer IPv6 source prefix (/64); the low 64 bits come from the flow.
     public var encapSourceV6: IPAddress
+    /// The SYN-flood guard: new decisions per CPU per second written to the
+    /// connection tables; above it they still forward but are not remembered
+    /// (counted as event_syn_flood). 0 turns the guard off.
+    public var synFloodThreshold: UInt32
 
     /// MTUs Petrel accepts: IPv6's minimum up to the largest common jumbo frame.
     public static let mtuRange = 1_280...9_216
 
     public static let defaultEncapSourceV4 = IPAddress.v4(198, 19, 0, 0)
     public static let defaultEncapSourceV6 = IPAddress.v6(high: 0xfd50_0000_ffff_0000, low: 0)
+    /// Far above what one CPU sees from real clients, far below a flood's rate.
+    public static let defaultSynFloodThreshold: UInt32 = 100_000
 
     /// Bits of each outer source prefix kept from the setting; the rest come from the flow.
     public static func encapPrefixLength(_ family: AddressFamily) -> Int { family == .ipv4 ? 16 : 64 }
@@ -91,12 +97,14 @@ public struct ForwardingSettings: Hashable, Sendable {
 
     public init(interfaceMAC: MACAddress, nextHopMAC: MACAddress, mtu: Int,
                 encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
-                encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6) {
+                encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6,
+                synFloodThreshold: UInt32 = ForwardingSettings.defaultSynFloodThreshold) {
         self.interfaceMAC = interfaceMAC
         self.nextHopMAC = nextHopMAC
         self.mtu = mtu
         self.encapSourceV4 = encapSourceV4
         self.encapSourceV6 = encapSourceV6
+        self.synFloodThreshold = synFloodThreshold
     }
 
     /// Checks every field; `LoadBalancer.configureForwarding` calls it too.

@@ -34,6 +34,7 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventLRUMiss
     case eventICMPForward
     case eventNoCPUTable
+    case eventSynFlood
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -56,6 +57,7 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventLRUMiss: "event_lru_miss"
         case .eventICMPForward: "event_icmp_forward"
         case .eventNoCPUTable: "event_no_cpu_table"
+        case .eventSynFlood: "event_syn_flood"
         }
     }
 
