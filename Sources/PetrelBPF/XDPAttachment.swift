@@ -67,7 +67,9 @@ public enum XDPAttachment {
     @discardableResult
     public static func detach(program programName: String, from interface: NetworkInterface) throws(BPFError) -> Int {
         var detached = 0
-        for attached in try attachedPrograms(on: interface) where attached.name == programName {
+        // The kernel keeps 15 characters of a program's name (BPF_OBJ_NAME_LEN).
+        let kernelName = String(programName.prefix(Int(BPF_OBJ_NAME_LEN) - 1))
+        for attached in try attachedPrograms(on: interface) where attached.name == kernelName {
             guard let program = xdp_program__from_id(attached.id) else { continue }
             defer { xdp_program__close(program) }
             let result = xdp_program__detach(program, Int32(interface.index), attached.mode.libxdpMode, 0)

@@ -271,7 +271,7 @@ static __always_inline int table_write_allowed(const struct petrel_config *cfg, 
 	state = bpf_map_lookup_elem(&flood_state, &zero);
 	if (!state)
 		return 1;
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();  /* a tick's precision is plenty for a one-second window, and cheap */
 	if (now - state->window_start_ns >= NS_PER_SECOND) {
 		state->window_start_ns = now;
 		state->decisions = 0;

@@ -7,7 +7,7 @@ struct BalancerMaps {
     static let programName = "petrel_balancer"
     /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
-                        "conn_shared_v4", "conn_shared_v6", "stats", "vip_stats", "real_stats"]
+                        "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats"]
 
     let config: BPFMap
     /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.

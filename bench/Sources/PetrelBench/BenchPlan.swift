@@ -50,6 +50,10 @@ enum BenchPlan {
 
     // MARK: Scenarios
 
+    /// The SYN-flood guard is off, so that every SYN of the SYN scenario is written
+    /// to the table; `ipv4_tcp_syn_flood` turns it on.
+    static let forwarding = ForwardingSettings(interfaceMAC: MACAddress(bytes: balancerMAC)!, nextHopMAC: nextHopMAC, mtu: 1500, synFloodThreshold: 0)
+
     static let scenarios: [PacketScenario] = {
         var list: [PacketScenario] = []
         func hit(_ name: String, _ description: String, _ proto: L4Protocol, _ source: IPAddress, _ port: UInt16, _ vip: IPAddress, _ vipPort: UInt16) {
@@ -68,6 +72,10 @@ enum BenchPlan {
             name: "ipv4_tcp_syn_new_flow", description: "IPv4 TCP SYN: ring lookup plus writes to the per-CPU and shared connection tables, 4in4",
             packet: frame(.tcp, from: client4, port: 40003, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
             expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
+        list.append(PacketScenario(
+            name: "ipv4_tcp_syn_flood", description: "IPv4 TCP SYN at flood rate: the SYN-flood guard (threshold 1 a second) forwards by the ring without a table write, 4in4",
+            packet: frame(.tcp, from: client4, port: 40010, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection, .eventSynFlood], synFloodThreshold: 1))
         hit("ipv6_tcp_conn_hit", "IPv6 TCP, established flow: connection-table hit, 6in6",
             .tcp, client6, 40004, web6.address, 80)
         hit("ipv4_in_ipv6_conn_hit", "IPv4 TCP to a VIP with IPv6 reals: connection-table hit, 4in6",
@@ -77,7 +85,7 @@ enum BenchPlan {
         hit("ipv4_port_wildcard_conn_hit", "IPv4 TCP to a port-wildcard VIP (second VIP lookup), connection-table hit, 4in4",
             .tcp, client4, 40007, wildcard4.address, 8443)
         list.append(PacketScenario(
-            name: "ipv4_not_vip_pass", description: "IPv4 TCP to an address that is no VIP: parsed, two VIP lookups, XDP_PASS",
+            name: "ipv4_not_vip_pass", description: "IPv4 TCP to an address that is no VIP: parsed, one read of the VIP address filter, XDP_PASS",
             packet: frame(.tcp, from: client4, port: 40008, to: ip("198.18.200.1"), port: 80), primer: nil,
             expectedAction: .pass, expectedCounters: [.rx, .passNotVip]))
         list.append(PacketScenario(
@@ -123,6 +131,8 @@ struct PacketScenario {
     let expectedAction: XDPAction
     /// Each must grow by exactly the repetitions in every measured run.
     let expectedCounters: [StatReason]
+    /// Set for the run of this scenario only (nil: BenchPlan.forwarding's).
+    var synFloodThreshold: UInt32? = nil
 
     /// The balancer rewrites the packet it forwards: such packets are measured
     /// through the restore wrapper, the others directly.

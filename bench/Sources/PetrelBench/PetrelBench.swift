@@ -79,7 +79,7 @@ struct RunBenchmarks: ParsableCommand {
 
         // The data plane: the real balancer with the benchmark VIPs.
         let balancer = try LoadBalancer(limits: BenchPlan.limits)
-        let forwarding = ForwardingSettings(interfaceMAC: MACAddress(bytes: BenchPlan.balancerMAC)!, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
+        let forwarding = BenchPlan.forwarding
         try balancer.configureForwarding(forwarding)
         try balancer.apply(BenchPlan.vips)
 
@@ -225,9 +225,14 @@ struct ProfileScenario: ParsableCommand {
             throw ValidationError("no scenario '\(scenario)'; one of: \(BenchPlan.scenarios.map(\.name).joined(separator: ", "))")
         }
         let balancer = try LoadBalancer(limits: BenchPlan.limits)
-        let forwarding = ForwardingSettings(interfaceMAC: MACAddress(bytes: BenchPlan.balancerMAC)!, nextHopMAC: BenchPlan.nextHopMAC, mtu: 1500)
+        let forwarding = BenchPlan.forwarding
         try balancer.configureForwarding(forwarding)
         try balancer.apply(BenchPlan.vips)
+        if let threshold = chosen.synFloodThreshold {
+            var flooded = forwarding
+            flooded.synFloodThreshold = threshold
+            try balancer.configureForwarding(flooded)
+        }
         let wrapper = try RestoreWrapper(settings: forwarding, originalDestinationMAC: BenchPlan.balancerMAC, originalSourceMAC: BenchPlan.clientMAC)
         try wrapper.target(balancer.program)
         try Host.pinCurrentThread(toCPU: cpu)
