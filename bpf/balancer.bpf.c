@@ -1,5 +1,6 @@
 /* Petrel's forwarding program. Read it as the packet's journey: parse, match a
- * VIP, pick a real (connection tables, then the Maglev ring), encapsulate,
+ * VIP, pick a real (a QUIC connection ID's server id, else connection tables,
+ * then the Maglev ring), encapsulate (IP-in-IP or GUE),
  * transmit. Anything that is not ours goes to the kernel untouched. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -9,6 +10,7 @@
 #include "lib/parse.h"
 #include "lib/select.h"
 #include "lib/encap.h"
+#include "lib/quic.h"
 
 static __always_inline int verdict_for(int reason)
 {
@@ -50,9 +52,12 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	if (!cfg || cfg->mtu == 0)
 		return PETREL_STAT_DROP_NO_CONFIG;
 
-	reason = choose_real(&pkt, vip, cfg, counters, &choice);
-	if (reason != PARSE_OK)
-		return reason;
+	/* A QUIC short header names its real in the connection ID; else the tables and ring. */
+	if (!(vip->flags & PETREL_VIP_QUIC) || !quic_choose_real(ctx, &pkt, vip, counters, &choice)) {
+		reason = choose_real(&pkt, vip, cfg, counters, &choice);
+		if (reason != PARSE_OK)
+			return reason;
+	}
 
 	reason = encapsulate(ctx, &pkt, choice.real, cfg, choice.hash);
 	if (reason != PETREL_STAT_FORWARD)
@@ -62,6 +67,8 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	count_traffic(&real_stats, choice.real_id, frame_len);
 	if (pkt.icmp_error)
 		count_stat(counters, PETREL_STAT_EVENT_ICMP_FORWARD);
+	if (real_uses_gue(choice.real))
+		count_stat(counters, PETREL_STAT_EVENT_GUE_FORWARD);
 	return PETREL_STAT_FORWARD;
 }
 

@@ -1,6 +1,6 @@
 /* Benchmark only (petrel-bench). BPF_PROG_TEST_RUN with repeat > 1 runs a
  * program again and again on the buffer it already changed, so from the second
- * run on the balancer would see its own IP-in-IP output (a non-VIP packet:
+ * run on the balancer would see its own IP-in-IP or GUE output (a non-VIP packet:
  * cheap and wrong). This wrapper undoes the encapsulation first, then
  * tail-calls the program under test, so every run sees the original packet.
  *
@@ -12,9 +12,11 @@
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "lib/csum.h"
+#include "petrel_abi.h"
 
 /* Layout shared with bench/Sources/PetrelBench/RestoreWrapper.swift (24 bytes). */
 struct bench_restore_config {
@@ -63,6 +65,20 @@ static __always_inline void count(__u32 what)
 		*counter += 1;
 }
 
+/* For GUE output (UDP to the default GUE port after the outer header at udp):
+ * the length of the UDP header, with *inner_type from the inner packet's
+ * version nibble; 0 if it is not GUE. */
+static __always_inline __u32 gue_header_len(void *udp_start, void *end, __be16 *inner_type)
+{
+	struct udphdr *udp = udp_start;
+	__u8 *version = (void *)(udp + 1);
+
+	if ((void *)(version + 1) > end || udp->dest != bpf_htons(PETREL_GUE_DEFAULT_PORT))
+		return 0;
+	*inner_type = *version >> 4 == 6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+	return sizeof(*udp);
+}
+
 /* Length of the outer header the balancer pushed, or 0 if the frame is not its
  * output; *inner_type is then the Ethernet type of the inner packet. */
 static __always_inline __u32 pushed_header_len(void *data, void *end, const struct bench_restore_config *cfg,
@@ -75,27 +91,45 @@ static __always_inline __u32 pushed_header_len(void *data, void *end, const stru
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *outer = (void *)(eth + 1);
 
-		if ((void *)(outer + 1) > end || outer->protocol != IPPROTO_IPIP || outer->ihl != 5)
+		__u32 gue_len = 0;
+
+		if ((void *)(outer + 1) > end || outer->ihl != 5)
 			return 0;
+		if (outer->protocol == IPPROTO_UDP) {
+			gue_len = gue_header_len(outer + 1, end, inner_type);
+			if (!gue_len)
+				return 0;
+		} else if (outer->protocol == IPPROTO_IPIP) {
+			*inner_type = bpf_htons(ETH_P_IP);
+		} else {
+			return 0;
+		}
 		if ((outer->saddr ^ cfg->encap_prefix_v4_be) & bpf_htonl(0xffff0000u))
 			return 0;
-		*inner_type = bpf_htons(ETH_P_IP);
 		*stat = BENCH_RESTORED_V4_OUTER;
-		return sizeof(*outer);
+		return sizeof(*outer) + gue_len;
 	}
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *outer = (void *)(eth + 1);
 
 		if ((void *)(outer + 1) > end)
 			return 0;
-		if (outer->nexthdr != IPPROTO_IPV6 && outer->nexthdr != IPPROTO_IPIP)
+		__u32 gue_len = 0;
+
+		if (outer->nexthdr == IPPROTO_UDP) {
+			gue_len = gue_header_len(outer + 1, end, inner_type);
+			if (!gue_len)
+				return 0;
+		} else if (outer->nexthdr == IPPROTO_IPV6 || outer->nexthdr == IPPROTO_IPIP) {
+			*inner_type = outer->nexthdr == IPPROTO_IPV6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+		} else {
 			return 0;
+		}
 		if (outer->saddr.in6_u.u6_addr32[0] != cfg->encap_prefix_v6_be[0] ||
 		    outer->saddr.in6_u.u6_addr32[1] != cfg->encap_prefix_v6_be[1])
 			return 0;
-		*inner_type = outer->nexthdr == IPPROTO_IPV6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 		*stat = BENCH_RESTORED_V6_OUTER;
-		return sizeof(*outer);
+		return sizeof(*outer) + gue_len;
 	}
 	return 0;
 }

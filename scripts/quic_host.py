@@ -148,24 +148,28 @@ async def run_servers(args):
     aioquic_server.QuicConnection = cid_issuing_connection(args.server_id)
     AnsweringProtocol.name = args.name
     AnsweringProtocol.server_id = args.server_id
+    configuration = QuicConfiguration(is_client=False, alpn_protocols=[ALPN],
+                                      connection_id_length=CID_LENGTH, idle_timeout=30.0)
+    # The key is read into memory and its files removed at once: a killed server leaves nothing.
     with tempfile.TemporaryDirectory(prefix="petrel-quic-") as directory:
-        configuration = QuicConfiguration(is_client=False, alpn_protocols=[ALPN],
-                                          connection_id_length=CID_LENGTH, idle_timeout=30.0)
         configuration.load_cert_chain(*self_signed_certificate(directory, args.name))
-        servers = []
-        for address in args.listen:
-            # Bound to the VIP itself, so replies leave from the VIP (direct server return).
-            servers.append(await serve(address, args.port, configuration=configuration,
-                                       create_protocol=AnsweringProtocol))
-        print(f"quic_host: {args.name} (server id {args.server_id}) on "
-              + ", ".join(f"[{a}]:{args.port}" for a in args.listen), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        for server in servers:
-            server.close()
+    servers = []
+    for address in args.listen:
+        # Bound to the VIP itself, so replies leave from the VIP (direct server return).
+        servers.append(await serve(address, args.port, configuration=configuration,
+                                   create_protocol=AnsweringProtocol))
+    print(f"quic_host: {args.name} (server id {args.server_id}) on "
+          + ", ".join(f"[{a}]:{args.port}" for a in args.listen), flush=True)
+    if args.ready_file:
+        with open(args.ready_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
 
 
 # MARK: - client
@@ -197,26 +201,26 @@ async def migrate(protocol):
     protocol.change_connection_id()
 
 
-async def one_connection(args, index):
+async def one_connection(args, record):
+    """Fills `record` as the connection goes, so a connection cut short still reports how far it got."""
     # The reals' certificates are throw-away: not verified (test traffic only).
     configuration = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], idle_timeout=20.0,
                                       verify_mode=ssl.CERT_NONE)
-    record = {"index": index, "ok": False}
-    try:
-        async with connect(args.vip, args.port, configuration=configuration) as protocol:
-            record["port_before"] = local_port(protocol)
-            record["cid_before"] = protocol._quic._peer_cid.cid.hex()
-            record["before"] = [await exchange(protocol, args.bytes) for _ in range(args.rounds)]
-            if args.migrate:
-                await migrate(protocol)
-            record["port_after"] = local_port(protocol)
-            record["after"] = [await exchange(protocol, args.bytes) for _ in range(args.rounds)]
-            record["cid_after"] = protocol._quic._peer_cid.cid.hex()
-            reals = {answer["real"] for answer in record["before"] + record["after"]}
-            record["ok"] = len(reals) == 1 and all(a["intact"] for a in record["before"] + record["after"])
-            protocol.close()
-    except Exception as error:  # a broken connection is a result, not a crash
-        record["error"] = f"{type(error).__name__}: {error}"
+    async with connect(args.vip, args.port, configuration=configuration) as protocol:
+        record["port_before"] = local_port(protocol)
+        record["cid_before"] = protocol._quic._peer_cid.cid.hex()
+        record["before"] = [await exchange(protocol, args.bytes) for _ in range(args.rounds)]
+        if args.migrate:
+            await migrate(protocol)
+        record["port_after"] = local_port(protocol)
+        record["cid_after"] = protocol._quic._peer_cid.cid.hex()
+        record["after"] = [await exchange(protocol, args.bytes) for _ in range(args.rounds)]
+        answers = record["before"] + record["after"]
+        record["ok"] = len({a["real"] for a in answers}) == 1 and all(a["intact"] for a in answers)
+        protocol.close()
+
+
+def add_server_ids(record):
     for key in ("cid_before", "cid_after"):
         if key in record:
             record[key.replace("cid", "server_id")] = server_id_of(bytes.fromhex(record[key]))
@@ -227,11 +231,15 @@ async def run_client(args):
     limit = asyncio.Semaphore(args.parallel)
 
     async def bounded(index):
+        record = {"index": index, "ok": False}
         async with limit:
             try:
-                return await asyncio.wait_for(one_connection(args, index), args.timeout)
+                await asyncio.wait_for(one_connection(args, record), args.timeout)
             except asyncio.TimeoutError:
-                return {"index": index, "ok": False, "error": f"no result within {args.timeout} s"}
+                record["error"] = f"no result within {args.timeout} s"
+            except Exception as error:  # a broken connection is a result, not a crash
+                record["error"] = f"{type(error).__name__}: {error}"
+        return add_server_ids(record)
 
     records = await asyncio.gather(*(bounded(i) for i in range(args.connections)))
     summary = {
@@ -256,6 +264,7 @@ def main():
     s.add_argument("--port", type=int, default=443)
     s.add_argument("--server-id", type=int, required=True, help="this real's server id, 1..65535")
     s.add_argument("--name", required=True, help="the name this real answers with")
+    s.add_argument("--ready-file", help="written (with the pid) once every socket listens")
     c = commands.add_parser("client", help="QUIC client that migrates")
     c.add_argument("--vip", required=True)
     c.add_argument("--port", type=int, default=443)

@@ -8,14 +8,26 @@ import Petrel
 public struct RealDocument: Codable, Sendable, Equatable {
     public var address: String
     public var weight: UInt32?
+    /// `ipip` (the default) or `gue`.
+    public var encapsulation: String?
+    /// On a `quic` VIP: the real's server id.
+    public var quicServerId: UInt16?
 
-    public init(address: String, weight: UInt32? = nil) {
+    enum CodingKeys: String, CodingKey {
+        case address, weight, encapsulation
+        case quicServerId = "quic_server_id"
+    }
+
+    public init(address: String, weight: UInt32? = nil, encapsulation: String? = nil, quicServerId: UInt16? = nil) {
         self.address = address
         self.weight = weight
+        self.encapsulation = encapsulation
+        self.quicServerId = quicServerId
     }
 
     public init(_ real: Real) {
-        self.init(address: "\(real.address)", weight: real.weight)
+        self.init(address: "\(real.address)", weight: real.weight,
+                  encapsulation: real.encapsulation == .ipip ? nil : real.encapsulation.rawValue, quicServerId: real.quicServerId)
     }
 }
 

@@ -139,7 +139,7 @@ struct BodyObject {
 
 /// Reads request bodies into model values; what the admin API uses for every body.
 public enum RequestBody {
-    static let realKeys = ["address", "weight"]
+    static let realKeys = ["address", "weight", "encapsulation", "quic_server_id"]
     static let vipKeys = ["protocol", "address", "port", "flags", "reals"]
 
     /// Parses the body as JSON; the error names the body as a whole.
@@ -175,7 +175,17 @@ public enum RequestBody {
         let object = try field.object("a real", keys: realKeys)
         let address = try object.required("address").address()
         let weight = try object.optional("weight")?.integer(Real.weightRule)
-        return Real(address: address, weight: weight.map(UInt32.init) ?? Real.defaultWeight)
+        var encapsulation = Encapsulation.ipip
+        if let field = try object.optional("encapsulation") {
+            let expected = "must be one of \(Encapsulation.allCases.map(\.rawValue).joined(separator: ", "))"
+            guard let value = Encapsulation(rawValue: try field.string(expected)) else {
+                throw field.refuse(expected)
+            }
+            encapsulation = value
+        }
+        let serverId = try object.optional("quic_server_id")?.integer(Real.quicServerIdRule)
+        return Real(address: address, weight: weight.map(UInt32.init) ?? Real.defaultWeight,
+                    encapsulation: encapsulation, quicServerId: serverId.map { UInt16($0) })
     }
 
     static func readVip(_ field: BodyField) throws(PetrelError) -> Vip {

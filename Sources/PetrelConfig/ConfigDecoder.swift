@@ -16,11 +16,11 @@ struct ConfigDecoder {
             "max_vips", "max_reals", "mtu", "syn_flood_threshold", "pin_path", "admin", "metrics", "health_check", "vips",
         ]
         static let nextHop = ["mac", "gateway"]
-        static let encapsulation = ["source_v4", "source_v6"]
+        static let encapsulation = ["source_v4", "source_v6", "gue_port"]
         static let admin = ["socket", "tcp"]
         static let metrics = ["listen"]
         static let vip = ["address", "port", "protocol", "flags", "health_check", "reals"]
-        static let real = ["address", "weight", "health_check"]
+        static let real = ["address", "weight", "encapsulation", "quic_server_id", "health_check"]
     }
 
     typealias Limits = PetrelConfiguration.Limits
@@ -83,6 +83,7 @@ struct ConfigDecoder {
         if let vipsNode, let entries = vipsNode.list() {
             let vips = entries.enumerated().map { readVip($0.element, index: $0.offset, root: root, ringSize: ringSize, healthDefault: healthDefault) }
             checkVips(vips, in: vipsNode, maxVips: maxVips, maxReals: maxReals)
+            checkEncapsulation(vips, root: root)
             config.vips = vips.compactMap(\.vip)
             for entry in vips {
                 guard let key = entry.key else { continue }
@@ -114,6 +115,7 @@ struct ConfigDecoder {
         guard let encapsulation = node.mapping(keys: Keys.encapsulation) else { return }
         if let v4 = encapsulation.optional("source_v4")?.encapSource(of: .ipv4) { config.encapSourceV4 = v4 }
         if let v6 = encapsulation.optional("source_v6")?.encapSource(of: .ipv6) { config.encapSourceV6 = v6 }
+        if let port = encapsulation.optional("gue_port")?.integer(Limits.guePort) { config.guePort = UInt16(port) }
     }
 
     private func readAdmin(_ node: ConfigNode, into config: inout PetrelConfiguration) {
@@ -132,6 +134,8 @@ struct ConfigDecoder {
         let node: ConfigNode
         var key: VipKey?
         var realAddresses: [IPAddress] = []
+        /// Each real that could be read, with its index in the file.
+        var reals: [(index: Int, real: Real)] = []
         /// The whole VIP, when every part of it is valid.
         var vip: Vip?
         /// The VIP's own health check, when it has a `health_check` section.
@@ -165,6 +169,7 @@ struct ConfigDecoder {
             }
         }
         entry.realAddresses = reals.map(\.real.address)
+        entry.reals = reals
 
         guard let address else { return entry }
         let key = VipKey(address: address, port: UInt16(port ?? 0), proto: proto ?? .tcp)
@@ -227,8 +232,11 @@ struct ConfigDecoder {
         guard let fields = node.mapping(keys: Keys.real) else { return nil }
         let address = fields.required("address")?.ipAddress()
         let weight = fields.setting("weight", default: Int(Real.defaultWeight)) { $0.integer(Real.weightRule) }
-        guard let address, let weight else { return nil }
-        return Real(address: address, weight: UInt32(weight))
+        let encapsulation = fields.setting("encapsulation", default: Encapsulation.ipip) { $0.choice(of: Encapsulation.self) }
+        let serverIdNode = fields.optional("quic_server_id")
+        let serverId = serverIdNode?.integer(Real.quicServerIdRule)
+        guard let address, let weight, let encapsulation, serverIdNode == nil || serverId != nil else { return nil }
+        return Real(address: address, weight: UInt32(weight), encapsulation: encapsulation, quicServerId: serverId.map { UInt16($0) })
     }
 
     // MARK: Checks across fields
@@ -263,6 +271,23 @@ struct ConfigDecoder {
         if let maxReals, distinctReals > maxReals - 1 {
             node.report("the VIPs use \(distinctReals) distinct real addresses but max_reals \(maxReals) "
                 + "leaves room for \(maxReals - 1) (real id 0 is reserved); raise max_reals")
+        }
+    }
+
+    /// A real is reached one way (IP-in-IP or GUE) by every VIP that lists it.
+    private func checkEncapsulation(_ vips: [VipEntry], root: ConfigNode) {
+        var first: [IPAddress: (Encapsulation, FieldPath)] = [:]
+        for (index, entry) in vips.enumerated() {
+            for (realIndex, real) in entry.reals {
+                let path: FieldPath = ["vips", .index(index), "reals", .index(realIndex), "encapsulation"]
+                if let (other, otherPath) = first[real.address] {
+                    if other != real.encapsulation {
+                        root.report(Real.encapsulationConflict(at: path, value: real.encapsulation, other: other, otherField: "\(otherPath)"))
+                    }
+                } else {
+                    first[real.address] = (real.encapsulation, path)
+                }
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ public struct PetrelConfiguration: Equatable, Sendable {
     public var encapSourceV4: IPAddress
     /// Outer IPv6 source prefix: the high 64 bits are kept, the low 64 come from the flow hash.
     public var encapSourceV6: IPAddress
+    /// UDP destination port of GUE packets to reals with `encapsulation: gue`.
+    public var guePort: UInt16
     /// Largest IP packet the egress link carries; nil means "ask the interface".
     public var mtu: Int?
     /// New connections per CPU per second remembered in the connection tables
@@ -62,6 +64,7 @@ public struct PetrelConfiguration: Equatable, Sendable {
         attachMode: AttachMode = Defaults.attachMode,
         encapSourceV4: IPAddress = Defaults.encapSourceV4,
         encapSourceV6: IPAddress = Defaults.encapSourceV6,
+        guePort: UInt16 = Defaults.guePort,
         mtu: Int? = nil,
         synFloodThreshold: Int = Defaults.synFloodThreshold,
         ringSize: Int = Defaults.ringSize,
@@ -80,6 +83,7 @@ public struct PetrelConfiguration: Equatable, Sendable {
         self.attachMode = attachMode
         self.encapSourceV4 = encapSourceV4
         self.encapSourceV6 = encapSourceV6
+        self.guePort = guePort
         self.mtu = mtu
         self.synFloodThreshold = synFloodThreshold
         self.ringSize = ringSize
@@ -154,6 +158,7 @@ extension PetrelConfiguration {
         public static let connectionTableSize = DataPlaneLimits().connectionTableSize
         public static let maxVips = DataPlaneLimits().maxVips
         public static let maxReals = DataPlaneLimits().maxReals
+        public static let guePort = ForwardingSettings.defaultGUEPort
         public static let pinPath = "/sys/fs/bpf/petrel"
         public static let adminSocket = "/run/petrel/admin.sock"
         public static let weight = Real.defaultWeight
@@ -171,6 +176,7 @@ extension PetrelConfiguration {
         public static let weight = Real.weightRule.range
         public static let port = VipKey.portRule.range
         public static let listenPort = 1...65_535
+        public static let guePort = IntegerRule(1...65_535)
         /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
         public static let mtu = ForwardingSettings.mtuRange
         public static let synFloodThreshold = 0...Int(UInt32.max)

@@ -7,10 +7,13 @@ import PetrelTestSupport
 /// independent Swift model of what the program must do.
 public final class PacketFuzzer {
     /// A realistic configuration: IPv4 and IPv6 VIPs, a port-wildcard VIP, 4in6,
-    /// flags, several reals.
+    /// flags, several reals, reals reached by GUE, and a QUIC VIP.
     public static let vips: [Vip] = {
-        func reals(_ prefix: String, _ count: Int) -> [Real] {
-            (1...count).map { Real(address: IPAddress("\(prefix)\($0)")!, weight: UInt32($0)) }
+        func reals(_ prefix: String, _ count: Int, _ encapsulation: Encapsulation = .ipip, quic: Bool = false) -> [Real] {
+            (1...count).map {
+                Real(address: IPAddress("\(prefix)\($0)")!, weight: UInt32($0), encapsulation: encapsulation,
+                     quicServerId: quic ? UInt16(100 + $0) : nil)
+            }
         }
         return [
             Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 80, proto: .tcp), reals: reals("198.18.3.", 5)),
@@ -19,6 +22,11 @@ public final class PacketFuzzer {
             Vip(key: VipKey(address: IPAddress("198.18.100.3")!, port: 443, proto: .tcp), flags: .hashWithoutSourcePort, reals: reals("198.18.4.", 8)),
             Vip(key: VipKey(address: IPAddress("fd50:0:100::1")!, port: 80, proto: .tcp), reals: reals("fd50:0:3::", 6)),
             Vip(key: VipKey(address: IPAddress("fd50:0:100::1")!, port: 0, proto: .udp), flags: .hashDestinationPortOnly, reals: reals("fd50:0:4::", 3)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.4")!, port: 80, proto: .tcp), reals: reals("198.18.5.", 4, .gue)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.4")!, port: 0, proto: .udp), reals: reals("fd50:0:5::", 3, .gue)),
+            Vip(key: VipKey(address: IPAddress("fd50:0:100::2")!, port: 80, proto: .tcp), reals: reals("fd50:0:6::", 3, .gue)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.5")!, port: 443, proto: .udp), flags: .quic, reals: reals("198.18.6.", 4, quic: true)),
+            Vip(key: VipKey(address: IPAddress("fd50:0:100::3")!, port: 443, proto: .udp), flags: .quic, reals: reals("fd50:0:7::", 3, .gue, quic: true)),
         ]
     }()
 
@@ -78,7 +86,8 @@ public final class PacketFuzzer {
         }
         report.seconds = Date().timeIntervalSince(start)
         let stats = try balancer.stats()
-        for reason in StatReason.allCases where reason.isOutcome || reason == .rx { report.kernel[reason] = stats[reason] }
+        // Every counter, events too: a test can check the mutations reached each path.
+        for reason in StatReason.allCases { report.kernel[reason] = stats[reason] }
         report.expected[.rx] = UInt64(report.packets)
         for reason in StatReason.allCases where reason.isOutcome || reason == .rx {
             let expected = report.expected[reason] ?? 0, counted = report.kernel[reason] ?? 0
@@ -110,38 +119,52 @@ public final class PacketFuzzer {
             return (verdict.reason, "a passed packet was modified")
         }
         if expectedAction == 3, let vip = verdict.vip {
-            return (verdict.reason, checkEncapsulated(result.packet, input: frame, vip: vip, l2Length: verdict.l2Length, l3Length: verdict.l3Length))
+            return (verdict.reason, checkEncapsulated(result.packet, input: frame, vip: vip, l2Length: verdict.l2Length,
+                                                      l3Length: verdict.l3Length, quicReal: verdict.quicReal))
         }
         return (verdict.reason, nil)
     }
 
-    private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int) -> String? {
+    private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int, quicReal: IPAddress?) -> String? {
         guard output.count > l2Length + 20 else { return "forwarded frame too short (\(output.count) bytes)" }
         guard MACAddress(bytes: output[0..<6]) == Self.nextHopMAC, MACAddress(bytes: output[6..<12]) == Self.interfaceMAC else { return "wrong MAC addresses" }
         if l2Length == 18 && Array(output[12..<16]) != Array(input[12..<16]) { return "VLAN tag not kept" }
         let etherType = Int(output[l2Length - 2]) << 8 | Int(output[l2Length - 1])
         let realFamily = vip.reals.first!.address.family
+        // The fuzzer's VIPs reach all their reals one way; GUE adds a UDP header.
+        let gue = vip.reals.first!.encapsulation == .gue
+        let udpLength = gue ? 8 : 0
         let innerIsV4 = input[l2Length - 2] == 0x08
-        let outer: Int
+        var outer: Int
         let destination: IPAddress
         if realFamily == .ipv4 {
             outer = 20
             guard etherType == 0x0800 else { return "outer ethertype 0x\(String(etherType, radix: 16)), expected IPv4" }
             let header = Array(output[l2Length ..< l2Length + 20])
-            guard header[0] == 0x45, header[9] == 4, header[8] == 64 else { return "bad outer IPv4 header \(header)" }
+            guard header[0] == 0x45, header[9] == (gue ? 17 : 4), header[8] == 64 else { return "bad outer IPv4 header \(header)" }
             guard PacketBuilder.internetChecksum(header) == 0 else { return "outer IPv4 checksum wrong" }
-            guard Int(header[2]) << 8 | Int(header[3]) == 20 + l3Length else { return "outer total length wrong" }
+            guard Int(header[2]) << 8 | Int(header[3]) == 20 + udpLength + l3Length else { return "outer total length wrong" }
             destination = IPAddress(wireBytes: header[16..<20])!
         } else {
             outer = 40
             guard output.count >= l2Length + 40, etherType == 0x86dd else { return "outer ethertype 0x\(String(etherType, radix: 16)), expected IPv6" }
             let header = Array(output[l2Length ..< l2Length + 40])
-            guard header[0] >> 4 == 6, header[6] == (innerIsV4 ? 4 : 41), header[7] == 64 else { return "bad outer IPv6 header" }
-            guard Int(header[4]) << 8 | Int(header[5]) == l3Length else { return "outer payload length wrong" }
+            guard header[0] >> 4 == 6, header[6] == (gue ? 17 : innerIsV4 ? 4 : 41), header[7] == 64 else { return "bad outer IPv6 header" }
+            guard Int(header[4]) << 8 | Int(header[5]) == udpLength + l3Length else { return "outer payload length wrong" }
             destination = IPAddress(wireBytes: header[24..<40])!
+        }
+        if gue {
+            guard output.count >= l2Length + outer + 8 else { return "no room for the GUE UDP header" }
+            let udp = Array(output[l2Length + outer ..< l2Length + outer + 8])
+            func be16(_ i: Int) -> Int { Int(udp[i]) << 8 | Int(udp[i + 1]) }
+            guard be16(0) >= 0xc000, be16(2) == Int(ForwardingSettings.defaultGUEPort), be16(4) == 8 + l3Length, be16(6) == 0 else {
+                return "bad GUE UDP header \(udp)"
+            }
+            outer += 8
         }
         guard Array(output[(l2Length + outer)...]) == Array(input[l2Length...]) else { return "inner packet changed" }
         guard vip.reals.contains(where: { $0.address == destination }) else { return "sent to \(destination), not a real of \(vip.key)" }
+        if let quicReal, destination != quicReal { return "QUIC short header sent to \(destination), its connection ID names \(quicReal)" }
         return nil
     }
 }

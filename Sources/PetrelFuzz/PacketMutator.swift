@@ -9,7 +9,7 @@ struct PacketMutator {
 
     enum Kind: String, CaseIterable {
         case randomBytes, valid, truncated, lengthLies, badIHL, ipv4Options, fragment, ipv6Extension,
-             vlan, icmpGarbage, icmpValid, byteFlips, maximal
+             vlan, icmpGarbage, icmpValid, byteFlips, maximal, quic
     }
 
     mutating func next() -> (kind: Kind, frame: [UInt8]) {
@@ -77,7 +77,25 @@ struct PacketMutator {
             return frame
         case .maximal:
             return validFrame(payload: Int.random(in: 1400...3000, using: &rng))
+        case .quic:
+            return quicFrame()
         }
+    }
+
+    /// A QUIC packet to a `quic` VIP: long or short header, a connection ID naming
+    /// one of its reals, an unknown or zero id, another format, or cut short.
+    private mutating func quicFrame() -> [UInt8] {
+        guard let vip = vips.filter({ $0.flags.contains(.quic) }).randomElement(using: &rng) else { return validFrame() }
+        let ids = vip.reals.compactMap(\.quicServerId)
+        let id = (ids + [0, 999, UInt16.random(in: 0...UInt16.max, using: &rng)]).randomElement(using: &rng)!
+        let format: UInt8 = [1, 1, 1, 0, 7].randomElement(using: &rng)!
+        let first: UInt8 = Bool.random(using: &rng) || Bool.random(using: &rng) ? 0x40 | UInt8.random(in: 0...0x3f, using: &rng) : 0xc0
+        var payload = [first, format << 5 | 7, UInt8(id >> 8), UInt8(id & 0xff)]
+        payload += (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        payload = Array(payload.prefix(Int.random(in: 0...payload.count, using: &rng)))
+        var flow = randomFlow(family: vip.key.address.family)
+        flow = Flow(proto: .udp, source: flow.source, sourcePort: flow.sourcePort, destination: vip.key.address, destinationPort: vip.key.port)
+        return PacketBuilder.frame(for: flow, payload: payload, vlan: Bool.random(using: &rng) ? 5 : nil)
     }
 
     private mutating func randomFlow(family: AddressFamily? = nil) -> Flow {

@@ -14,6 +14,8 @@ struct ReferenceClassifier {
         var l2Length = 14
         /// The IP packet's declared length (what the outer header must carry).
         var l3Length = 0
+        /// On a `quic` VIP: the real a short header's connection ID names, if any.
+        var quicReal: IPAddress?
     }
 
     func classify(_ frame: [UInt8]) -> Verdict {
@@ -32,6 +34,8 @@ struct ReferenceClassifier {
         var l3Length: Int
         var icmpError = false
         var family: AddressFamily
+        /// The UDP payload of a UDP packet (bounded by the UDP length).
+        var udpPayload: ArraySlice<UInt8> = []
 
         switch etherType {
         case 0x0800:
@@ -64,6 +68,8 @@ struct ReferenceClassifier {
                 icmpError = true
             } else if let reason = ports(frame, at: l4, length: l4Length, proto: proto, into: &flow) {
                 return Verdict(reason: reason)
+            } else if proto == 17 {
+                udpPayload = frame[l4 + 8 ..< l4 + be16(l4 + 4)]
             }
         case 0x86dd:
             family = .ipv6
@@ -90,6 +96,8 @@ struct ReferenceClassifier {
                 icmpError = true
             } else if let reason = ports(frame, at: l4, length: l4Length, proto: next, into: &flow) {
                 return Verdict(reason: reason)
+            } else if next == 17 {
+                udpPayload = frame[l4 + 8 ..< l4 + be16(l4 + 4)]
             }
         default:
             return Verdict(reason: .passNotIP)
@@ -103,10 +111,19 @@ struct ReferenceClassifier {
         guard let vip = vips[exact] ?? vips[VipKey(address: address, port: 0, proto: proto)] else {
             return Verdict(reason: icmpError ? .passICMP : .passNotVip)
         }
-        guard let firstReal = vip.reals.first(where: { $0.weight > 0 }) else { return Verdict(reason: .dropNoReal) }
-        let outerLength = firstReal.address.family == .ipv4 ? 20 : 40
+        // A QUIC short header whose connection ID (format v1: byte 1's top bits 001,
+        // id in bytes 2-3) names a real of the VIP goes to that real, drained or not.
+        var quicReal: IPAddress?
+        if vip.flags.contains(.quic), proto == .udp, !icmpError, let first = udpPayload.first, first & 0x80 == 0, udpPayload.count >= 8 {
+            let cid = Array(udpPayload.dropFirst().prefix(3))
+            let id = UInt16(cid[1]) << 8 | UInt16(cid[2])
+            if cid[0] >> 5 == 1, id != 0 { quicReal = vip.reals.first { $0.quicServerId == id }?.address }
+        }
+        guard let firstReal = quicReal.flatMap({ q in vip.reals.first { $0.address == q } }) ?? vip.reals.first(where: { $0.weight > 0 })
+        else { return Verdict(reason: .dropNoReal) }
+        let outerLength = (firstReal.address.family == .ipv4 ? 20 : 40) + (firstReal.encapsulation == .gue ? 8 : 0)
         if outerLength + l3Length > mtu { return Verdict(reason: .dropTooBig) }
-        return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length)
+        return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length, quicReal: quicReal)
     }
 
     /// TCP or UDP ports; returns the reason when the packet goes no further.

@@ -18,6 +18,7 @@ extension PetrelConfiguration {
         lines.append("encapsulation:")
         lines.append("  source_v4: \(Self.scalar(encapSourceV4))")
         lines.append("  source_v6: \(Self.scalar(encapSourceV6))")
+        lines.append("  gue_port: \(guePort)")
         lines.append("ring_size: \(ringSize)")
         lines.append("connection_table_size: \(connectionTableSize)")
         lines.append("max_vips: \(maxVips)")
@@ -52,6 +53,8 @@ extension PetrelConfiguration {
                     for real in vip.reals {
                         lines.append("      - address: \(Self.scalar(real.address))")
                         lines.append("        weight: \(real.weight)")
+                        if real.encapsulation != .ipip { lines.append("        encapsulation: \(real.encapsulation.rawValue)") }
+                        if let id = real.quicServerId { lines.append("        quic_server_id: \(id)") }
                         if let check = healthChecks.realChecks[vip.key]?[real.address] {
                             lines += Self.healthCheckLines(check, indent: "        ")
                         }

@@ -36,7 +36,13 @@ struct DecapCommand: ParsableCommand {
         commandName: "decap",
         abstract: "Attach or detach the decapsulator on a real server (no daemon needed).",
         discussion: """
+<<<<<<< HEAD
         The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, for packets whose outer destination is one of the real's addresses. It stays attached after petrel exits.
+=======
+        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, and GUE (UDP to the
+        GUE port, default 6080), for packets whose outer destination is one of the real's addresses.
+        Malformed GUE is dropped and counted. It stays attached after petrel exits.
+>>>>>>> 15da7a3 (GUE encapsulation and QUIC connection-ID routing in the balancer, with config, API, fuzzer model, bench scenarios, tests and docs)
         """,
         subcommands: [Attach.self, Detach.self]
     )
@@ -49,11 +55,16 @@ struct DecapCommand: ParsableCommand {
             Examples:
               petrel decap attach --interface eth0 --address 198.18.3.11 --address fd50:0:3::11
               petrel decap attach --interface veth0 --address 198.18.3.11 --mode generic
+              petrel decap attach --interface eth0 --address 198.18.3.11 --gue-port 7000
+              petrel decap attach --interface eth0 --address 198.18.3.11 --no-gue
             """
         )
         @Option(help: "The interface encapsulated packets arrive on.") var interface: String
         @Option(name: .customLong("address"), help: "A local address to decapsulate for; repeat for more.") var addresses: [String] = []
         @Option(help: "native or generic.") var mode: String = "native"
+        @Option(help: "UDP port of GUE packets (petreld's encapsulation.gue_port).")
+        var guePort: Int = Int(Decapsulator.defaultGUEPort)
+        @Flag(help: "Leave UDP alone: strip IP-in-IP only.") var noGue = false
 
         func validate() throws {
             guard !addresses.isEmpty else { throw ValidationError("--address: give at least one local address") }
@@ -61,16 +72,19 @@ struct DecapCommand: ParsableCommand {
                 throw ValidationError("--address: must be an IPv4 or IPv6 address, got \(address)")
             }
             guard XDPMode(rawValue: mode) != nil else { throw ValidationError("--mode: must be native or generic, got \(mode)") }
+            guard (1...65_535).contains(guePort) else { throw ValidationError("--gue-port: must be between 1 and 65535, got \(guePort)") }
         }
 
         func run() throws {
             do {
-                let decapsulator = try Decapsulator(localAddresses: addresses.compactMap(IPAddress.init))
+                let decapsulator = try Decapsulator(localAddresses: addresses.compactMap(IPAddress.init),
+                                                    guePort: noGue ? nil : UInt16(guePort))
                 try decapsulator.attach(interface: interface, mode: XDPMode(rawValue: mode) ?? .native)
             } catch {
                 throw CLIError("decap attach: \(error)")
             }
-            print("decapsulator attached to \(interface) (\(mode)) for \(addresses.joined(separator: ", "))")
+            print("decapsulator attached to \(interface) (\(mode)) for \(addresses.joined(separator: ", "))"
+                  + (noGue ? ", IP-in-IP only" : ", GUE on UDP port \(guePort)"))
         }
     }
 

@@ -99,6 +99,7 @@ final class Daemon: @unchecked Sendable {
         running.encapSourceV4 = fresh.encapSourceV4
         running.encapSourceV6 = fresh.encapSourceV6
         running.healthChecks = fresh.healthChecks
+        running.guePort = fresh.guePort
         do {
             let mac = running.nextHop == config.nextHop ? nextHopMAC : try Daemon.resolve(running.nextHop, logger: logger)
             // Everything that can be refused is checked before anything is written: the
@@ -211,7 +212,8 @@ final class Daemon: @unchecked Sendable {
         let settings = ForwardingSettings(interfaceMAC: try interface.mac(), nextHopMAC: nextHopMAC,
                                           mtu: try config.mtu ?? interface.mtu(),
                                           encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6,
-                                          synFloodThreshold: UInt32(config.synFloodThreshold))
+                                          synFloodThreshold: UInt32(config.synFloodThreshold),
+                                          guePort: config.guePort)
         try settings.validate()
         return settings
     }

@@ -419,7 +419,7 @@ let badConfigs: [BadConfig] = [
             protocol: tcp
             reals:
               - 198.18.3.11
-        """, field: "vips[0].reals[0]", line: 9, "must be a mapping of address, weight, health_check; got \"198.18.3.11\""),
+        """, field: "vips[0].reals[0]", line: 9, "must be a mapping of address, weight, encapsulation, quic_server_id, health_check; got \"198.18.3.11\""),
     BadConfig("more reals than max_reals allows", minimalYAML + """
         max_reals: 2
         vips:

@@ -19,5 +19,10 @@ struct FuzzTests {
             #expect((report.kernel[reason] ?? 0) > 100, "outcome \(reason.name) reached")
         }
         #expect(report.kernel[.rx] == 200_000)
+        // ... and every GUE and QUIC path: the model checks their bytes and reals too.
+        for reason in [StatReason.eventGUEForward, .eventQuicCIDRouted, .eventQuicLongHeader, .eventQuicCIDUnknown,
+                       .eventQuicCIDZero, .eventQuicCIDMalformed] {
+            #expect((report.kernel[reason] ?? 0) > 100, "event \(reason.name) reached")
+        }
     }
 }

@@ -36,7 +36,15 @@
 #define PETREL_VIP_LRU_BYPASS         (1u << 1)
 /* Hash on the destination port only: every client of one port goes to one real. */
 #define PETREL_VIP_HASH_DST_PORT_ONLY (1u << 2)
-#define PETREL_VIP_KNOWN_FLAGS        0x7u
+/* A QUIC service (UDP): short-header packets go to the real whose server id their
+ * destination connection ID carries (Petrel CID format v1, docs/quic.md). */
+#define PETREL_VIP_QUIC               (1u << 3)
+#define PETREL_VIP_KNOWN_FLAGS        0xfu
+
+/* Real flags (petrel_real.flags). */
+/* Reach the real through GUE (UDP) instead of IP-in-IP. */
+#define PETREL_REAL_GUE               (1u << 0)
+#define PETREL_REAL_KNOWN_FLAGS       0x1u
 
 /* ---- The VIP address filter ------------------------------------------------ */
 
@@ -92,7 +100,8 @@ struct petrel_vip_meta {
 struct petrel_real {
 	__be32 addr_be[4];
 	__u8   family;       /* 0: slot unused */
-	__u8   pad[3];
+	__u8   flags;        /* PETREL_REAL_* */
+	__u8   pad[2];
 	__u32  generation;   /* bumped when the id is reused, so stale connections re-decide */
 };
 
@@ -143,6 +152,28 @@ struct petrel_config {
 	__be32 encap_src_v4_be;     /* outer IPv4 source: high 16 bits kept, low 16 from the flow */
 	__be32 encap_src_v6_be[4];  /* outer IPv6 source: high 64 bits kept, low 64 from the flow */
 	__u32  syn_flood_threshold; /* new decisions per CPU per second written to the tables; 0: no limit */
+	__be16 gue_port_be;         /* UDP destination port of GUE packets to the reals */
+	__u8   pad[2];
+};
+
+/* ---- QUIC connection-ID routing ------------------------------------------- */
+
+/* Petrel CID format v1 (the QUIC-LB draft's plaintext layout, fixed config):
+ * byte 0 bits 7-5 = PETREL_QUIC_CID_V1 (config rotation), bits 4-0 = length - 1;
+ * bytes 1-2 = the server id, big-endian (0: none); then a nonce of 4+ bytes. */
+#define PETREL_QUIC_CID_V1          1
+#define PETREL_QUIC_CID_MIN_LEN     7
+#define PETREL_MAX_QUIC_SERVERS     65536
+
+/* Map quic_servers: which real a server id names, per VIP (ids are unique per VIP). */
+struct petrel_quic_server_key {
+	__u32 vip_index;     /* petrel_vip_meta.vip_index */
+	__u32 server_id;     /* 1..65535 */
+};
+
+struct petrel_quic_server {
+	__u32 real_id;
+	__u32 real_generation; /* a reused real id does not inherit the route */
 };
 
 /* The SYN-flood guard's state on one CPU (map flood_state, per CPU, one entry):
@@ -189,6 +220,12 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_ICMP_FORWARD,   /* an ICMP error sent to the real of its flow */
 	PETREL_STAT_EVENT_NO_CPU_TABLE,   /* no per-CPU table on this CPU: the shared one alone was used */
 	PETREL_STAT_EVENT_SYN_FLOOD,      /* a new decision not written to the tables: this CPU is over syn_flood_threshold */
+	PETREL_STAT_EVENT_GUE_FORWARD,    /* encapsulated in GUE (UDP) rather than IP-in-IP */
+	PETREL_STAT_EVENT_QUIC_LONG_HEADER,  /* QUIC VIP, long header: placed as any new flow */
+	PETREL_STAT_EVENT_QUIC_CID_ROUTED,   /* short header sent to the real its server id names */
+	PETREL_STAT_EVENT_QUIC_CID_UNKNOWN,  /* format v1 but no real has that id: normal path */
+	PETREL_STAT_EVENT_QUIC_CID_ZERO,     /* format v1 with server id 0: normal path */
+	PETREL_STAT_EVENT_QUIC_CID_MALFORMED,/* too short or another CID format: normal path */
 	PETREL_STAT_COUNT
 };
 

@@ -1,5 +1,6 @@
 /* IP-in-IP encapsulation towards the chosen real: 4in4 (protocol 4), 6in6 (41)
- * and 4in6 (4 over IPv6). The inner packet is left byte for byte as it came. */
+ * and 4in6 (4 over IPv6), or the same three in GUE (gue.h) for reals that want
+ * UDP. The inner packet is left byte for byte as it came. */
 #ifndef PETREL_ENCAP_H
 #define PETREL_ENCAP_H
 
@@ -13,13 +14,15 @@
 #include "petrel_abi.h"
 #include "csum.h"
 #include "parse.h"
+#include "gue.h"
 
 #define OUTER_TTL 64
 #define IPV4_DONT_FRAGMENT 0x4000
 
-static __always_inline __u32 outer_header_len(__u8 real_family)
+static __always_inline __u32 outer_header_len(const struct petrel_real *real)
 {
-	return real_family == PETREL_FAMILY_IPV6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	return (real->family == PETREL_FAMILY_IPV6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) +
+	       gue_extra_len(real);
 }
 
 /* The outer headers are built in registers and written as whole 32-bit words
@@ -35,9 +38,9 @@ static __always_inline void write_outer_ipv4(struct iphdr *outer, const struct p
 	__u32 *word = (__u32 *)outer;
 	__u32 prefix = bpf_ntohl(cfg->encap_src_v4_be) & 0xffff0000u;
 	__u32 version_tos_len = (4 << 4 | sizeof(*outer) / 4) | (__u32)pkt->tos << 8 |
-				(__u32)bpf_htons(sizeof(*outer) + pkt->l3_len) << 16;
+				(__u32)bpf_htons(sizeof(*outer) + gue_extra_len(real) + pkt->l3_len) << 16;
 	__u32 id_fragment = (__u32)bpf_htons(IPV4_DONT_FRAGMENT) << 16;  /* id 0 */
-	__u32 ttl_protocol = OUTER_TTL | IPPROTO_IPIP << 8;            /* checksum 0 for now */
+	__u32 ttl_protocol = OUTER_TTL | (__u32)gue_outer_protocol(real, IPPROTO_IPIP) << 8;  /* checksum 0 for now */
 	__u32 source = bpf_htonl(prefix | (hash & 0xffff));
 	__u32 destination = real->addr_be[0];
 
@@ -54,12 +57,12 @@ static __always_inline void write_outer_ipv6(struct ipv6hdr *outer, const struct
 					     __u32 hash)
 {
 	__u32 *word = (__u32 *)outer;
-	__u8 next_header = pkt->flow.family == PETREL_FAMILY_IPV6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+	__u8 next_header = gue_outer_protocol(real, pkt->flow.family == PETREL_FAMILY_IPV6 ? IPPROTO_IPV6 : IPPROTO_IPIP);
 
 	/* version 6, traffic class = the inner TOS, flow label = 20 bits of the hash */
 	word[0] = (6 << 4 | pkt->tos >> 4) | ((pkt->tos & 0x0f) << 4 | ((hash >> 16) & 0x0f)) << 8 |
 		  ((hash >> 8) & 0xff) << 16 | (hash & 0xff) << 24;
-	word[1] = (__u32)bpf_htons(pkt->l3_len) | (__u32)next_header << 16 | (__u32)OUTER_TTL << 24;
+	word[1] = (__u32)bpf_htons(gue_extra_len(real) + pkt->l3_len) | (__u32)next_header << 16 | (__u32)OUTER_TTL << 24;
 	word[2] = cfg->encap_src_v6_be[0];
 	word[3] = cfg->encap_src_v6_be[1];
 	word[4] = pkt->flow.src_be[3] ^ pkt->flow.src_be[0];
@@ -76,7 +79,7 @@ static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *
 				       const struct petrel_real *real, const struct petrel_config *cfg,
 				       __u32 hash)
 {
-	__u32 outer_len = outer_header_len(real->family);
+	__u32 outer_len = outer_header_len(real);
 	__be16 outer_ethertype = real->family == PETREL_FAMILY_IPV6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	void *data, *end;
 	struct ethhdr *eth;
@@ -122,12 +125,21 @@ static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *
 		if ((void *)(outer6 + 1) > end)
 			return PETREL_STAT_DROP_ENCAP_FAILED;
 		write_outer_ipv6(outer6, pkt, real, cfg, hash);
+		data = outer6 + 1;
 	} else {
 		struct iphdr *outer4 = data;
 
 		if ((void *)(outer4 + 1) > end)
 			return PETREL_STAT_DROP_ENCAP_FAILED;
 		write_outer_ipv4(outer4, pkt, real, cfg, hash);
+		data = outer4 + 1;
+	}
+	if (real_uses_gue(real)) {
+		struct udphdr *udp = data;
+
+		if ((void *)(udp + 1) > end)
+			return PETREL_STAT_DROP_ENCAP_FAILED;
+		write_gue_udp(udp, pkt->l3_len, cfg->gue_port_be, hash);
 	}
 	return PETREL_STAT_FORWARD;
 }

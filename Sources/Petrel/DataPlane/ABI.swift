@@ -91,3 +91,10 @@ extension MACAddress {
         self.init(t.0, t.1, t.2, t.3, t.4, t.5)
     }
 }
+
+extension Encapsulation {
+    /// petrel_real.flags for a real reached this way.
+    var realFlags: UInt8 { self == .gue ? UInt8(PETREL_REAL_GUE) : 0 }
+
+    init(realFlags: UInt8) { self = realFlags & UInt8(PETREL_REAL_GUE) != 0 ? .gue : .ipip }
+}

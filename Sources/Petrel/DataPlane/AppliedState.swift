@@ -19,6 +19,10 @@ struct AppliedState {
     var needsFullRewrite = false
     /// The VIP address filter as written to the kernel.
     var addressFilter = AddressFilter()
+    /// How each real in use is reached (its petrel_real.flags).
+    var realEncapsulation: [IPAddress: Encapsulation] = [:]
+    /// Per `quic` VIP, its server ids as written to quic_servers.
+    var quicServers: [VipKey: [UInt16: IPAddress]] = [:]
 
     init(limits: DataPlaneLimits) {
         realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
@@ -41,11 +45,20 @@ struct AppliedState {
         for (id, address) in snapshot.reals {
             state.realIds[address] = id
             state.realAddresses[id] = address
+            state.realEncapsulation[address] = snapshot.realEncapsulation[id] ?? .ipip
         }
         for (key, entry) in snapshot.vips {
             var slots: [UInt32: UInt32] = [:]
             for id in entry.slots where id != PETREL_NO_REAL { slots[id, default: 0] += 1 }
-            let reals = slots.compactMap { id, count in state.realAddresses[id].map { Real(address: $0, weight: count) } }
+            // Server ids come from quic_servers, so they are known even for drained reals.
+            let servers = snapshot.quicServers[entry.statsIndex] ?? [:]
+            let serverIdOf = Dictionary(servers.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+            let reals = slots.compactMap { id, count in
+                state.realAddresses[id].map {
+                    Real(address: $0, weight: count, encapsulation: state.realEncapsulation[$0] ?? .ipip, quicServerId: serverIdOf[id])
+                }
+            }
+            if !servers.isEmpty { state.quicServers[key] = servers.compactMapValues { state.realAddresses[$0] } }
             state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
             for real in reals { state.realUsers[real.address, default: 0] += 1 }
             state.vipIndex[key] = entry.statsIndex

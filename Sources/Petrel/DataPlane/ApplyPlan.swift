@@ -16,6 +16,10 @@ struct ApplyPlan {
     private let rings: [VipKey: [UInt32]]
     /// Free rows the changed rings are written to, by VIP.
     private let newRows: [VipKey: UInt32]
+    /// The encapsulation of every real in the added and changed VIPs.
+    private let encapsulationOf: [IPAddress: Encapsulation]
+    /// Reals that stay but are now reached another way (IP-in-IP <-> GUE).
+    private let reencapsulated: [(IPAddress, UInt32)]
     init(desired list: [Vip], current: AppliedState, limits: DataPlaneLimits) throws(PetrelError) {
         var desired: [VipKey: Vip] = [:]
         var position: [VipKey: Int] = [:]
@@ -42,6 +46,9 @@ struct ApplyPlan {
                 throw PetrelError(issue)
             }
         }
+        let encapsulation = try ApplyPlan.checkEncapsulation(desired: desired, position: position, checked: added + changed,
+                                                             removedOrChanged: changed + removed, current: current)
+        try ApplyPlan.checkQuicCapacity(desired: desired, checked: added + changed, leaving: changed + removed, current: current)
 
         var realUsers = current.realUsers
         for key in changed + removed { for real in current.vips[key]!.reals { realUsers[real.address]! -= 1 } }
@@ -113,6 +120,60 @@ struct ApplyPlan {
         self.newIndices = newIndices
         self.rings = rings
         self.newRows = newRows
+        self.encapsulationOf = encapsulation
+        self.reencapsulated = encapsulation.compactMap { address, wanted in
+            guard let id = current.realIds[address], (current.realEncapsulation[address] ?? .ipip) != wanted else { return nil }
+            return (address, id)
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    // MARK: GUE and QUIC checks
+
+    /// A real is reached one way by every VIP that lists it (it is one entry in the
+    /// reals map). Returns the encapsulation of every real in the checked VIPs.
+    static func checkEncapsulation(desired: [VipKey: Vip], position: [VipKey: Int], checked: [VipKey],
+                                   removedOrChanged: [VipKey], current: AppliedState) throws(PetrelError) -> [IPAddress: Encapsulation] {
+        var chosen: [IPAddress: (Encapsulation, String)] = [:]
+        for key in checked {
+            for (r, real) in desired[key]!.reals.enumerated() {
+                let field = "vips[\(position[key]!)].reals[\(r)].encapsulation"
+                if let (other, otherField) = chosen[real.address], other != real.encapsulation {
+                    throw PetrelError(Real.encapsulationConflict(at: FieldPath([.key(field)]), value: real.encapsulation,
+                                                                 other: other, otherField: otherField))
+                }
+                chosen[real.address] = (real.encapsulation, field)
+            }
+        }
+        // VIPs left as they are keep their reals' current encapsulation.
+        var leaving: [IPAddress: Int] = [:]
+        for key in removedOrChanged { for real in current.vips[key]!.reals { leaving[real.address, default: 0] += 1 } }
+        for (address, (wanted, field)) in chosen.sorted(by: { $0.key < $1.key }) {
+            guard let now = current.realEncapsulation[address], now != wanted,
+                  current.realUsers[address, default: 0] - leaving[address, default: 0] > 0 else { continue }
+            // Name an unchanged VIP that lists the real, as the file or API gave it.
+            let other = current.vips.values.lazy.filter { vip in desired[vip.key] == vip }
+                .compactMap { vip in vip.reals.firstIndex { $0.address == address }.map { (vip.key, $0) } }.first
+            let otherField = other.map { "vips[\(position[$0.0]!)].reals[\($0.1)].encapsulation" } ?? "the other VIPs of \(address)"
+            throw PetrelError(Real.encapsulationConflict(at: FieldPath([.key(field)]), value: wanted, other: now, otherField: otherField))
+        }
+        return chosen.mapValues(\.0)
+    }
+
+    /// The server ids of a VIP as the data plane should have them.
+    static func quicServers(of vip: Vip) -> [UInt16: IPAddress] {
+        guard vip.flags.contains(.quic) else { return [:] }
+        var servers: [UInt16: IPAddress] = [:]
+        for real in vip.reals { if let id = real.quicServerId { servers[id] = real.address } }
+        return servers
+    }
+
+    static func checkQuicCapacity(desired: [VipKey: Vip], checked: [VipKey], leaving: [VipKey], current: AppliedState) throws(PetrelError) {
+        var total = current.quicServers.values.reduce(0) { $0 + $1.count }
+        for key in leaving { total -= current.quicServers[key]?.count ?? 0 }
+        for key in checked { total += quicServers(of: desired[key]!).count }
+        guard total <= Int(PETREL_MAX_QUIC_SERVERS) else {
+            throw .limitExceeded(limit: "QUIC server ids (all VIPs)", requested: total, maximum: Int(PETREL_MAX_QUIC_SERVERS))
+        }
     }
 
     // MARK: The writes, in order
@@ -134,14 +195,36 @@ struct ApplyPlan {
         for (address, id) in newReals {
             writes.append(.resetRealTraffic(id: id))
             writes.append(.real(id: id, address: address, generation: current.generation(ofReal: id) &+ 1))
+            // Before any ring names the id: a GUE real is never reached by IP-in-IP.
+            if let encapsulation = encapsulationOf[address], encapsulation != .ipip {
+                writes.append(.realEncapsulation(id: id, encapsulation: encapsulation))
+            }
         }
+        // Same id and generation: the real's flows stay, only the way to it changes.
+        for (address, id) in reencapsulated { writes.append(.realEncapsulation(id: id, encapsulation: encapsulationOf[address]!)) }
+        let realIds = newReals.reduce(into: current.realIds) { $0[$1.0] = $1.1 }
         for key in added + changed {
             let index = newIndices[key] ?? current.vipIndex[key]!
             if let row = newRows[key] { writes.append(.ringRow(row: row, slots: rings[key]!)) }
             if newIndices[key] != nil { writes.append(.resetVipTraffic(index: index)) }
+            // Server ids name reals that exist by now; ids no longer listed go.
+            let wanted = ApplyPlan.quicServers(of: desired[key]!)
+            for (serverId, address) in wanted.sorted(by: { $0.key < $1.key }) {
+                let id = realIds[address]!
+                let generation = newReals.contains { $0.1 == id } ? current.generation(ofReal: id) &+ 1 : current.generation(ofReal: id)
+                writes.append(.quicServer(vipIndex: index, serverId: serverId, realId: id, generation: generation))
+            }
+            for serverId in (current.quicServers[key] ?? [:]).keys.sorted() where wanted[serverId] == nil {
+                writes.append(.quicServer(vipIndex: index, serverId: serverId, realId: nil, generation: 0))
+            }
             writes.append(.vip(key, flags: desired[key]!.flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
         }
-        for key in removed { writes.append(.removeVip(key)) }
+        for key in removed {
+            writes.append(.removeVip(key))
+            for serverId in (current.quicServers[key] ?? [:]).keys.sorted() {
+                writes.append(.quicServer(vipIndex: current.vipIndex[key]!, serverId: serverId, realId: nil, generation: 0))
+            }
+        }
         writes += filterDuring.writes(to: filter).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         for (_, id) in releasedReals {
             writes.append(.real(id: id, address: nil, generation: current.generation(ofReal: id)))
@@ -157,7 +240,10 @@ struct ApplyPlan {
             state.realIds[address] = id
             state.realAddresses[id] = address
         }
+        for (address, encapsulation) in encapsulationOf { state.realEncapsulation[address] = encapsulation }
         for key in added + changed {
+            let servers = ApplyPlan.quicServers(of: desired[key]!)
+            state.quicServers[key] = servers.isEmpty ? nil : servers
             if let index = newIndices[key] { state.vipIndex[key] = index }
             if let row = newRows[key] {
                 if let oldRow = current.ringRow[key] { state.rows[oldRow] = nil }
@@ -169,10 +255,12 @@ struct ApplyPlan {
             if let row = current.ringRow[key] { state.rows[row] = nil }
             state.vipIndex[key] = nil
             state.ringRow[key] = nil
+            state.quicServers[key] = nil
         }
         for (address, id) in releasedReals {
             state.realIds[address] = nil
             state.realAddresses[id] = nil
+            state.realEncapsulation[address] = nil
         }
         state.vips = desired
         state.realUsers = realUsers

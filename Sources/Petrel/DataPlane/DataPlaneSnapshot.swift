@@ -18,6 +18,10 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
     public var reals: [UInt32: IPAddress]
     /// Generation of every real id slot, used or not.
     public var generations: [UInt32]
+    /// How each real id in use is reached.
+    public var realEncapsulation: [UInt32: Encapsulation] = [:]
+    /// Per VIP stats index: QUIC server id -> real id (map quic_servers).
+    public var quicServers: [UInt32: [UInt16: UInt32]] = [:]
 
     /// The real addresses a VIP's ring sends new flows to, slot by slot (nil: empty slot or unknown id).
     public func ringAddresses(of key: VipKey) -> [IPAddress?]? {
@@ -36,11 +40,15 @@ extension DataPlaneSnapshot {
     static func read(from maps: BalancerMaps, limits: DataPlaneLimits) throws(PetrelError) -> DataPlaneSnapshot {
         try kernel {
             var reals: [UInt32: IPAddress] = [:]
+            var encapsulation: [UInt32: Encapsulation] = [:]
             var generations: [UInt32] = []
             for id in 0..<UInt32(limits.maxReals) {
                 let real = try maps.reals.lookup(id, as: petrel_real.self) ?? petrel_real()
                 generations.append(real.generation)
-                if let address = IPAddress(abiWords: real.addr_be, family: real.family) { reals[id] = address }
+                if let address = IPAddress(abiWords: real.addr_be, family: real.family) {
+                    reals[id] = address
+                    encapsulation[id] = Encapsulation(realFlags: real.flags)
+                }
             }
             var vips: [VipKey: VipEntry] = [:]
             func add(_ key: VipKey?, _ meta: petrel_vip_meta?) throws {
@@ -54,7 +62,13 @@ extension DataPlaneSnapshot {
             for abiKey in try maps.vipsV6.keys(as: petrel_vip_key.self) {
                 try add(VipKey(abi: abiKey), try maps.vipsV6.lookup(abiKey, as: petrel_vip_meta.self))
             }
-            return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations)
+            var quicServers: [UInt32: [UInt16: UInt32]] = [:]
+            for key in try maps.quicServers.keys(as: petrel_quic_server_key.self) {
+                guard let server = try maps.quicServers.lookup(key, as: petrel_quic_server.self) else { continue }
+                quicServers[key.vip_index, default: [:]][UInt16(truncatingIfNeeded: key.server_id)] = server.real_id
+            }
+            return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations,
+                                     realEncapsulation: encapsulation, quicServers: quicServers)
         }
     }
 }

@@ -45,6 +45,22 @@ final class KernelMapStore: MapStore {
                 }
             case let .addressFilter(slot, bits):
                 try maps.vipAddresses.update(slot, bits)
+            case let .realEncapsulation(id, encapsulation):
+                var real = try maps.reals.lookup(id, as: petrel_real.self) ?? petrel_real()
+                real.flags = encapsulation.realFlags
+                try maps.reals.update(id, real)
+            case let .quicServer(vipIndex, serverId, realId, generation):
+                var key = petrel_quic_server_key()
+                key.vip_index = vipIndex
+                key.server_id = UInt32(serverId)
+                if let realId {
+                    var value = petrel_quic_server()
+                    value.real_id = realId
+                    value.real_generation = generation
+                    try maps.quicServers.update(key, value)
+                } else {
+                    try maps.quicServers.delete(key)
+                }
             }
         }
     }

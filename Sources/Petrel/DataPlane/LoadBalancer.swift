@@ -129,6 +129,7 @@ public final class LoadBalancer: @unchecked Sendable {
         config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
         config.encap_src_v6_be = settings.encapSourceV6.abiWords
         config.syn_flood_threshold = settings.synFloodThreshold
+        config.gue_port_be = settings.guePort.bigEndian
         try kernel { try maps.config.update(UInt32(0), config) }
     }
 
@@ -139,7 +140,8 @@ public final class LoadBalancer: @unchecked Sendable {
             interfaceMAC: MACAddress(abiBytes: config.interface_mac), nextHopMAC: MACAddress(abiBytes: config.next_hop_mac), mtu: Int(config.mtu),
             encapSourceV4: IPAddress(abiWords: (config.encap_src_v4_be, 0, 0, 0), family: UInt8(PETREL_FAMILY_IPV4))!,
             encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!,
-            synFloodThreshold: config.syn_flood_threshold)
+            synFloodThreshold: config.syn_flood_threshold,
+            guePort: UInt16(bigEndian: config.gue_port_be))
     }
 
     // MARK: Attaching
@@ -295,8 +297,10 @@ public final class LoadBalancer: @unchecked Sendable {
     /// computed from the same hash and ring as the BPF program, plus what the
     /// shared connection table remembers for the flow. (A CPU's own table is
     /// consulted first by the data plane and normally agrees; a SYN always
-    /// takes the ring's real.)
-    public func explain(_ flow: Flow) throws(PetrelError) -> Explanation {
+    /// takes the ring's real.) On a `quic` VIP, `quicPayload` is the UDP payload
+    /// (at least the first byte and the connection ID): a short header whose
+    /// server id names a real of the VIP goes there, as in bpf/lib/quic.h.
+    public func explain(_ flow: Flow, quicPayload: [UInt8]? = nil) throws(PetrelError) -> Explanation {
         lock.lock()
         defer { lock.unlock() }
         let exact = VipKey(address: flow.destination, port: flow.destinationPort, proto: flow.proto)
@@ -304,6 +308,12 @@ public final class LoadBalancer: @unchecked Sendable {
         guard let key = state.vips[exact] != nil ? exact : (state.vips[wildcard] != nil ? wildcard : nil),
               let vip = state.vips[key], let ring = state.ring(of: key)
         else { return Explanation(flow: flow, vip: nil, flags: [], hash: 0, ringSlot: nil, ringReal: nil, rememberedReal: nil) }
+        var quic: QuicRouting?
+        if vip.flags.contains(.quic), flow.proto == .udp, let quicPayload {
+            let outcome = QuicConnectionID.classify(udpPayload: quicPayload)
+            let real = outcome.serverId.flatMap { id in vip.reals.first { $0.quicServerId == id }?.address }
+            quic = QuicRouting(outcome: outcome, real: real)
+        }
 
         let hash = FlowHash.hash(flow, flags: vip.flags)
         let slot = Int(petrel_ring_slot(hash, UInt32(limits.ringSize)))
@@ -316,8 +326,10 @@ public final class LoadBalancer: @unchecked Sendable {
            let address = state.address(ofReal: conn.real_id), state.generation(ofReal: conn.real_id) == conn.real_generation {
             remembered = address
         }
+        let encapsulation = Dictionary(vip.reals.map { ($0.address, $0.encapsulation) }, uniquingKeysWith: { a, _ in a })
         return Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
-                           ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered)
+                           ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered,
+                           quic: quic, encapsulationByReal: encapsulation)
     }
 
     /// Slots per real in a VIP's ring as written to the kernel, or nil for an unknown VIP.
@@ -362,9 +374,29 @@ public struct Explanation: Sendable, CustomStringConvertible {
     public let ringReal: IPAddress?
     /// The real the shared connection table remembers for this flow, if any.
     public let rememberedReal: IPAddress?
+    /// On a `quic` VIP, when a UDP payload was given: what its connection ID says.
+    public let quic: QuicRouting?
+    /// How each real of the VIP is reached (IP-in-IP or GUE).
+    public let encapsulationByReal: [IPAddress: Encapsulation]
 
-    /// Where the next packet of this flow goes: its remembered real, else the ring's.
-    public var real: IPAddress? { rememberedReal ?? ringReal }
+    public init(flow: Flow, vip: VipKey?, flags: VipFlags, hash: UInt32, ringSlot: Int?, ringReal: IPAddress?,
+                rememberedReal: IPAddress?, quic: QuicRouting? = nil, encapsulationByReal: [IPAddress: Encapsulation] = [:]) {
+        self.flow = flow
+        self.vip = vip
+        self.flags = flags
+        self.hash = hash
+        self.ringSlot = ringSlot
+        self.ringReal = ringReal
+        self.rememberedReal = rememberedReal
+        self.quic = quic
+        self.encapsulationByReal = encapsulationByReal
+    }
+
+    /// Where the next packet of this flow goes: the real a QUIC connection ID names,
+    /// else its remembered real, else the ring's.
+    public var real: IPAddress? { quic?.real ?? rememberedReal ?? ringReal }
+    /// How the packet is encapsulated towards `real`.
+    public var encapsulation: Encapsulation? { real.flatMap { encapsulationByReal[$0] } }
 
     public var description: String {
         guard let vip else { return "\(flow): no VIP matches; the packet is passed to the kernel" }
@@ -374,7 +406,10 @@ public struct Explanation: Sendable, CustomStringConvertible {
         if let rememberedReal {
             lines.append("  remembered by the connection table: \(rememberedReal)" + (rememberedReal == ringReal ? "" : " (kept although the ring changed)"))
         }
-        lines.append("  => \(real.map { "forwarded to \($0)" } ?? "dropped (no real)")")
+        if let quic {
+            lines.append("  QUIC     \(quic.outcome)" + (quic.real.map { " -> \($0)" } ?? (quic.outcome.serverId != nil ? ": no real has that id, normal path" : "")))
+        }
+        lines.append("  => \(real.map { "forwarded to \($0)" + (encapsulation == .gue ? " in GUE" : "") } ?? "dropped (no real)")")
         return lines.joined(separator: "\n")
     }
 }

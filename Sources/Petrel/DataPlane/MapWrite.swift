@@ -20,6 +20,11 @@ enum MapWrite: Hashable, Sendable {
     /// One word of the VIP address filter (`AddressFilter`): a VIP's bits are set
     /// before its entry is written and cleared only after its entry is removed.
     case addressFilter(slot: UInt32, bits: UInt32)
+    /// How a real is reached (IP-in-IP or GUE): its flags, the rest of its entry kept.
+    case realEncapsulation(id: UInt32, encapsulation: Encapsulation)
+    /// A QUIC server id of the VIP with this stats index names this real (of this
+    /// generation); a nil real removes the id.
+    case quicServer(vipIndex: UInt32, serverId: UInt16, realId: UInt32?, generation: UInt32)
 }
 
 /// Where planned writes go: the kernel's maps (`KernelMapStore`), or memory in

@@ -66,6 +66,8 @@ public struct ForwardingSettings: Hashable, Sendable {
     /// connection tables; above it they still forward but are not remembered
     /// (counted as event_syn_flood). 0 turns the guard off.
     public var synFloodThreshold: UInt32
+    /// UDP destination port of GUE packets (the reals' decapsulators listen on it).
+    public var guePort: UInt16
 
     /// MTUs Petrel accepts: IPv6's minimum up to the largest common jumbo frame.
     public static let mtuRange = 1_280...9_216
@@ -94,17 +96,21 @@ public struct ForwardingSettings: Hashable, Sendable {
         }
         return nil
     }
+    /// 6080, as Katran's GUE default, so mixed fleets agree without configuration.
+    public static let defaultGUEPort = UInt16(PETREL_GUE_DEFAULT_PORT)
 
     public init(interfaceMAC: MACAddress, nextHopMAC: MACAddress, mtu: Int,
                 encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
                 encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6,
-                synFloodThreshold: UInt32 = ForwardingSettings.defaultSynFloodThreshold) {
+                synFloodThreshold: UInt32 = ForwardingSettings.defaultSynFloodThreshold,
+                guePort: UInt16 = ForwardingSettings.defaultGUEPort) {
         self.interfaceMAC = interfaceMAC
         self.nextHopMAC = nextHopMAC
         self.mtu = mtu
         self.encapSourceV4 = encapSourceV4
         self.encapSourceV6 = encapSourceV6
         self.synFloodThreshold = synFloodThreshold
+        self.guePort = guePort
     }
 
     /// Checks every field; `LoadBalancer.configureForwarding` calls it too.
@@ -116,6 +122,9 @@ public struct ForwardingSettings: Hashable, Sendable {
             if let issue = ForwardingSettings.checkEncapSource(address, family: family, at: ["encapsulation", .key(key)]) {
                 throw PetrelError(issue)
             }
+        }
+        guard guePort != 0 else {
+            throw .invalid(field: "encapsulation.gue_port", value: "0", expected: "must be a UDP port between 1 and 65535")
         }
     }
 }

@@ -35,6 +35,12 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventICMPForward
     case eventNoCPUTable
     case eventSynFlood
+    case eventGUEForward
+    case eventQuicLongHeader
+    case eventQuicCIDRouted
+    case eventQuicCIDUnknown
+    case eventQuicCIDZero
+    case eventQuicCIDMalformed
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -58,6 +64,12 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventICMPForward: "event_icmp_forward"
         case .eventNoCPUTable: "event_no_cpu_table"
         case .eventSynFlood: "event_syn_flood"
+        case .eventGUEForward: "event_gue_forward"
+        case .eventQuicLongHeader: "event_quic_long_header"
+        case .eventQuicCIDRouted: "event_quic_cid_routed"
+        case .eventQuicCIDUnknown: "event_quic_cid_unknown"
+        case .eventQuicCIDZero: "event_quic_cid_zero"
+        case .eventQuicCIDMalformed: "event_quic_cid_malformed"
         }
     }
 

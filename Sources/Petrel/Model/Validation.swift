@@ -176,8 +176,14 @@ extension Real {
                                           expected: "must be IPv6 for the IPv6 VIP \(vipAddress) (IPv6 packets cannot travel inside IPv4)"))
         }
         if let issue = Real.weightRule.check(Int(weight), at: path.appending("weight")) { issues.append(issue) }
+        if let id = quicServerId, !QuicConnectionID.serverIds.contains(id) {
+            issues.append(ValidationIssue(path.appending("quic_server_id"), value: "\(id)", expected: Real.quicServerIdRule.expected + " (0 means no id)"))
+        }
         return issues
     }
+
+    /// A QUIC server id: 16 bits, 0 reserved for "none" (Petrel CID format v1).
+    public static let quicServerIdRule = IntegerRule(1...65_535)
 }
 
 extension Vip {
@@ -199,6 +205,7 @@ extension Vip {
                 firstIndex[real.address] = index
             }
         }
+        issues += validateQuic(at: path)
         if let ringSize, reals.count >= ringSize {
             issues.append(ValidationIssue(path.appending("reals"), value: "\(reals.count) reals",
                                           expected: "must be fewer than ring_size (\(ringSize)) reals"))
@@ -207,19 +214,73 @@ extension Vip {
     }
 }
 
+extension Vip {
+    /// The `quic` flag needs UDP, and then every real a server id, unique in the
+    /// VIP; without the flag no real has one. A real without an id on a QUIC VIP
+    /// would issue connection IDs that might name another real.
+    func validateQuic(at path: FieldPath) -> [ValidationIssue] {
+        var issues: [ValidationIssue] = []
+        let quic = flags.contains(.quic)
+        if quic && key.proto != .udp {
+            issues.append(ValidationIssue(path.appending("flags"), value: "quic on \(key.proto.rawValue)",
+                                          expected: "needs protocol udp (QUIC runs over UDP)"))
+        }
+        var firstIndex: [UInt16: Int] = [:]
+        for (index, real) in reals.enumerated() {
+            let idPath = path.appending("reals").appending(index).appending("quic_server_id")
+            switch (quic, real.quicServerId) {
+            case (false, let id?):
+                issues.append(ValidationIssue(idPath, value: "\(id)", expected: "is only used on a VIP with the quic flag"))
+            case (true, nil):
+                issues.append(ValidationIssue(idPath, value: nil,
+                                              expected: "must be set on every real of a quic VIP (\(Real.quicServerIdRule.expected))"))
+            case (true, let id?):
+                if let first = firstIndex[id] {
+                    issues.append(ValidationIssue(idPath, value: "\(id)", expected: "must be unique in the VIP (reals[\(first)] has it too)"))
+                } else {
+                    firstIndex[id] = index
+                }
+            case (false, nil):
+                break
+            }
+        }
+        return issues
+    }
+}
+
 extension Array where Element == Vip {
     /// Every rule of a list of VIPs (`path` is the list's, `vips` in a file):
-    /// each VIP's own rules and no VIP listed twice.
+    /// each VIP's own rules, no VIP listed twice, and each real reached the same
+    /// way (IP-in-IP or GUE) by every VIP that lists it.
     public func validate(at path: FieldPath = ["vips"], ringSize: Int? = nil) -> [ValidationIssue] {
         var issues: [ValidationIssue] = []
         var firstIndex: [VipKey: Int] = [:]
+        var encapsulation: [IPAddress: (Encapsulation, FieldPath)] = [:]
         for (index, vip) in enumerated() {
             issues += vip.validate(at: path.appending(index), ringSize: ringSize)
             if let issue = Vip.duplicate(vip.key, at: path.appending(index), first: &firstIndex, index: index, list: path) {
                 issues.append(issue)
             }
+            for (r, real) in vip.reals.enumerated() {
+                let realPath = path.appending(index).appending("reals").appending(r).appending("encapsulation")
+                if let (other, otherPath) = encapsulation[real.address] {
+                    if other != real.encapsulation {
+                        issues.append(Real.encapsulationConflict(at: realPath, value: real.encapsulation, other: other, otherField: "\(otherPath)"))
+                    }
+                } else {
+                    encapsulation[real.address] = (real.encapsulation, realPath)
+                }
+            }
         }
         return issues
+    }
+}
+
+extension Real {
+    /// A real is one entry in the data plane, so one way of reaching it.
+    public static func encapsulationConflict(at path: FieldPath, value: Encapsulation, other: Encapsulation, otherField: String) -> ValidationIssue {
+        ValidationIssue(path, value: value.rawValue,
+                        expected: "must match \(otherField) (\(other.rawValue)): a real is reached the same way by every VIP that lists it")
     }
 }
 

@@ -11,6 +11,9 @@ public struct VipFlags: OptionSet, Hashable, Sendable {
     public static let lruBypass = VipFlags(rawValue: UInt32(PETREL_VIP_LRU_BYPASS))
     /// Hash on the destination port only: one real per port, whatever the client.
     public static let hashDestinationPortOnly = VipFlags(rawValue: UInt32(PETREL_VIP_HASH_DST_PORT_ONLY))
+    /// A QUIC service (UDP only): short-header packets go to the real whose server id
+    /// their connection ID carries (Petrel CID format v1), so migrating clients stay put.
+    public static let quic = VipFlags(rawValue: UInt32(PETREL_VIP_QUIC))
 
     /// Every flag the data plane knows.
     public static let known = VipFlags(rawValue: UInt32(PETREL_VIP_KNOWN_FLAGS))
@@ -20,6 +23,7 @@ public struct VipFlags: OptionSet, Hashable, Sendable {
         ("hash_without_source_port", .hashWithoutSourcePort),
         ("lru_bypass", .lruBypass),
         ("hash_destination_port_only", .hashDestinationPortOnly),
+        ("quic", .quic),
     ]
 
     public var names: [String] { VipFlags.named.filter { contains($0.flag) }.map(\.name) }
@@ -48,15 +52,32 @@ public struct VipKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 }
 
+/// How packets reach a real.
+public enum Encapsulation: String, Hashable, Sendable, CaseIterable {
+    /// IP-in-IP: protocol 4 (IPv4 inside) or 41 (IPv6 inside).
+    case ipip
+    /// GUE variant 1: outer IP, UDP to the GUE port, then the client's packet. For
+    /// networks that filter protocols 4/41, or reals whose NICs spread only UDP.
+    case gue
+}
+
 /// A backend server behind a VIP, with its share of new connections.
 /// Weight 0 drains it: no new flows, established flows stay.
 public struct Real: Hashable, Sendable {
     public var address: IPAddress
     public var weight: UInt32
+    /// How packets reach this real. A property of the host (its network and NIC),
+    /// so every VIP that lists the address must say the same.
+    public var encapsulation: Encapsulation
+    /// On a `quic` VIP: the server id this real's QUIC server puts in its
+    /// connection IDs (1...65535, unique within the VIP).
+    public var quicServerId: UInt16?
 
-    public init(address: IPAddress, weight: UInt32 = 1) {
+    public init(address: IPAddress, weight: UInt32 = 1, encapsulation: Encapsulation = .ipip, quicServerId: UInt16? = nil) {
         self.address = address
         self.weight = weight
+        self.encapsulation = encapsulation
+        self.quicServerId = quicServerId
     }
 }
 

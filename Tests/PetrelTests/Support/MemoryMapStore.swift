@@ -15,6 +15,8 @@ final class MemoryMapStore: MapStore {
     var rows: [UInt32: [UInt32]] = [:]
     /// The VIP address filter's non-zero words.
     var filter: [UInt32: UInt32] = [:]
+    var encapsulation: [UInt32: Encapsulation] = [:]
+    var quicServers: [UInt32: [UInt16: UInt32]] = [:]
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -27,12 +29,16 @@ final class MemoryMapStore: MapStore {
             throw .invalid(field: "map write #\(log.count)", value: "\(write)", expected: "injected failure")
         }
         switch write {
-        case let .real(id, address, generation): reals[id] = (address, generation)
+        case let .real(id, address, generation):
+            reals[id] = (address, generation)
+            encapsulation[id] = nil  // a whole entry: flags start at IP-in-IP
         case .resetRealTraffic, .resetVipTraffic: break
         case let .ringRow(row, slots): rows[row] = slots
         case let .vip(key, flags, statsIndex, row): vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row)
         case let .removeVip(key): vips[key] = nil
         case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
+        case let .realEncapsulation(id, value): encapsulation[id] = value
+        case let .quicServer(vipIndex, serverId, realId, _): quicServers[vipIndex, default: [:]][serverId] = realId
         }
         log.append(write)
         afterEachWrite?(self)
@@ -42,11 +48,15 @@ final class MemoryMapStore: MapStore {
         var snapshot = DataPlaneSnapshot(vips: [:], reals: [:], generations: [UInt32](repeating: 0, count: limits.maxReals))
         for (id, real) in reals {
             snapshot.generations[Int(id)] = real.generation
-            if let address = real.address { snapshot.reals[id] = address }
+            if let address = real.address {
+                snapshot.reals[id] = address
+                snapshot.realEncapsulation[id] = encapsulation[id] ?? .ipip
+            }
         }
         for (key, entry) in vips {
             snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [])
         }
+        snapshot.quicServers = quicServers.filter { !$0.value.isEmpty }
         return snapshot
     }
 

@@ -19,6 +19,12 @@ enum BenchPlan {
     static let web4in6 = VipKey(address: ip("198.18.100.2"), port: 80, proto: .tcp)
     static let bypass4 = VipKey(address: ip("198.18.100.3"), port: 80, proto: .tcp)
     static let wildcard4 = VipKey(address: ip("198.18.100.4"), port: 0, proto: .tcp)
+    static let gue4 = VipKey(address: ip("198.18.100.5"), port: 80, proto: .tcp)
+    static let quic4 = VipKey(address: ip("198.18.100.6"), port: 443, proto: .udp)
+    /// Reals reached by GUE, and QUIC reals with server ids 1...16 (their own addresses:
+    /// a real is reached one way by every VIP).
+    static let realsGUE4 = (1...realsPerVip).map { Real(address: ip("198.18.5.\($0)"), encapsulation: .gue) }
+    static let realsQuic4 = (1...realsPerVip).map { Real(address: ip("198.18.6.\($0)"), quicServerId: UInt16($0)) }
 
     static let vips: [Vip] = [
         Vip(key: web4, reals: reals4),
@@ -27,6 +33,8 @@ enum BenchPlan {
         Vip(key: web4in6, reals: reals6),
         Vip(key: bypass4, flags: .lruBypass, reals: reals4),
         Vip(key: wildcard4, reals: reals4),
+        Vip(key: gue4, reals: realsGUE4),
+        Vip(key: quic4, flags: .quic, reals: realsQuic4),
     ]
 
     static var realCount: Int { Set(vips.flatMap { $0.reals.map(\.address) }).count }
@@ -85,6 +93,15 @@ enum BenchPlan {
         hit("ipv4_port_wildcard_conn_hit", "IPv4 TCP to a port-wildcard VIP (second VIP lookup), connection-table hit, 4in4",
             .tcp, client4, 40007, wildcard4.address, 8443)
         list.append(PacketScenario(
+            name: "ipv4_tcp_gue_conn_hit", description: "IPv4 TCP, established flow to a real reached by GUE: connection-table hit, 4in4 in UDP",
+            packet: frame(.tcp, from: client4, port: 40010, to: gue4.address, port: 80),
+            primer: frame(.tcp, from: client4, port: 40010, to: gue4.address, port: 80, tcpFlags: syn),
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit, .eventGUEForward]))
+        list.append(PacketScenario(
+            name: "ipv4_quic_short_header", description: "QUIC short header whose connection ID names server id 7: sent to that real, no table lookup, 4in4",
+            packet: quicShortHeader(from: client4, port: 40011, serverId: 7), primer: nil,
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventQuicCIDRouted]))
+        list.append(PacketScenario(
             name: "ipv4_not_vip_pass", description: "IPv4 TCP to an address that is no VIP: parsed, one read of the VIP address filter, XDP_PASS",
             packet: frame(.tcp, from: client4, port: 40008, to: ip("198.18.200.1"), port: 80), primer: nil,
             expectedAction: .pass, expectedCounters: [.rx, .passNotVip]))
@@ -94,6 +111,13 @@ enum BenchPlan {
             expectedAction: .drop, expectedCounters: [.rx, .dropMalformed]))
         return list
     }()
+
+    /// A UDP frame to the QUIC VIP: a short header (first byte 0x40) with a Petrel
+    /// CID format v1 connection ID for `serverId`, 10 bytes of payload after it.
+    static func quicShortHeader(from source: IPAddress, port: UInt16, serverId: UInt16) -> [UInt8] {
+        let flow = Flow(proto: .udp, source: source, sourcePort: port, destination: quic4.address, destinationPort: quic4.port)
+        return PacketBuilder.frame(for: flow, payload: [0x40] + QuicConnectionID.make(serverId: serverId, nonce: [1, 2, 3, 4, 5]) + payload)
+    }
 
     /// The same frame with an IPv4 total length 100 bytes longer than what follows.
     static func malformed(_ frame: [UInt8]) -> [UInt8] {

@@ -188,13 +188,17 @@ struct PacketCostBench {
         return measurement
     }
 
-    /// The last repetition's output must be the input behind one outer header.
+    /// The last repetition's output must be the input behind one outer header (IP-in-IP or GUE).
     private func checkEncapsulated(_ output: [UInt8], from input: [UInt8], round: Int, problems: ProblemLog) {
         let outerLength = output.count - input.count
         let etherType = output.count >= 14 ? UInt16(output[12]) << 8 | UInt16(output[13]) : 0
         let innerMatches = outerLength > 0 && Array(output[(14 + outerLength)...]) == Array(input[14...])
+        // IP-in-IP, or GUE: outer IP, then UDP to the GUE port (8 more bytes).
+        func gueAt(_ udp: Int) -> Bool { output.count >= udp + 4 && UInt16(output[udp + 2]) << 8 | UInt16(output[udp + 3]) == ForwardingSettings.defaultGUEPort }
         let outerIsOurs = (etherType == 0x0800 && outerLength == 20 && output[23] == 4)
             || (etherType == 0x86dd && outerLength == 40 && (output[20] == 41 || output[20] == 4))
+            || (etherType == 0x0800 && outerLength == 28 && output[23] == 17 && gueAt(34))
+            || (etherType == 0x86dd && outerLength == 48 && output[20] == 17 && gueAt(54))
         if !(innerMatches && outerIsOurs) {
             problems.add("round \(round): the last run's output is not the packet behind one outer header (\(output.count) bytes from \(input.count))")
         }
