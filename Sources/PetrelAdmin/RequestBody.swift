@@ -176,7 +176,7 @@ public enum RequestBody {
         let address = try object.required("address").address()
         let weight = try object.optional("weight")?.integer(Real.weightRule)
         var encapsulation = Encapsulation.ipip
-        if let field = try object.optional("encapsulation") {
+        if let field = object.optional("encapsulation") {
             let expected = "must be one of \(Encapsulation.allCases.map(\.rawValue).joined(separator: ", "))"
             guard let value = Encapsulation(rawValue: try field.string(expected)) else {
                 throw field.refuse(expected)
