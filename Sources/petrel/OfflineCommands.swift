@@ -36,13 +36,7 @@ struct DecapCommand: ParsableCommand {
         commandName: "decap",
         abstract: "Attach or detach the decapsulator on a real server (no daemon needed).",
         discussion: """
-<<<<<<< HEAD
-        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, for packets whose outer destination is one of the real's addresses. It stays attached after petrel exits.
-=======
-        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, and GUE (UDP to the
-        GUE port, default 6080), for packets whose outer destination is one of the real's addresses.
-        Malformed GUE is dropped and counted. It stays attached after petrel exits.
->>>>>>> 15da7a3 (GUE encapsulation and QUIC connection-ID routing in the balancer, with config, API, fuzzer model, bench scenarios, tests and docs)
+        The decapsulator strips the IP-in-IP / IPv6 encapsulation petreld adds, and GUE (UDP to the GUE port, default 6080), for packets whose outer destination is one of the real's addresses. Malformed GUE is dropped and counted. It stays attached after petrel exits.
         """,
         subcommands: [Attach.self, Detach.self]
     )
