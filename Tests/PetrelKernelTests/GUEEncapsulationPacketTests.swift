@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// GUE towards reals that want UDP: packet in, packet out through the real
 /// balancer (BPF_PROG_TEST_RUN), every byte of the outer IP and UDP headers

@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import Testing
+import PetrelTestSupport
 
 /// QUIC connection-ID routing, packet by packet through the real balancer:
 /// short headers go to the real whose server id their connection ID carries,
