@@ -63,7 +63,7 @@ let package = Package(
         // MARK: Front ends
         // The admin API's JSON documents and the request/response values, shared by petreld and petrel;
         // the CLI's small HTTP/1.1 client for the unix socket.
-        .target(name: "PetrelAdmin", dependencies: ["Petrel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "PetrelAdmin", dependencies: ["Petrel"]),
         .executableTarget(
             name: "petreld",
             dependencies: [
@@ -75,8 +75,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            ]
         ),
         .executableTarget(
             name: "petrel",
@@ -111,5 +110,5 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "petreld", "petrel"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -3,6 +3,7 @@ import Glibc
 
 /// A loaded BPF map. Keys and values are plain C structs (from the shared ABI
 /// header) or integers; their sizes are checked against the map's.
+/// `@unchecked Sendable`: immutable after init; the kernel makes each map operation atomic.
 public final class BPFMap: @unchecked Sendable {
     public let name: String
     public let keySize: Int

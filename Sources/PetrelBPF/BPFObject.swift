@@ -3,6 +3,8 @@ import Glibc
 
 /// A BPF object file opened from memory: resize or adopt its maps, load it, then
 /// reach its programs and maps by name.
+/// `@unchecked Sendable`: `isLoaded` changes only in `load()`, which its owner calls once
+/// before the object is shared; everything else is immutable.
 public final class BPFObject: @unchecked Sendable {
     public let name: String
     let handle: OpaquePointer

@@ -2,6 +2,7 @@ import CLibBPF
 import Glibc
 
 /// A loaded BPF program.
+/// `@unchecked Sendable`: immutable after init; the kernel serialises what is done through the fd.
 public final class BPFProgram: @unchecked Sendable {
     public let name: String
     let fd: Int32

@@ -24,6 +24,8 @@ public struct HealthReport: Sendable {
 /// probes nor many reals can use up threads or fds, and the caller's queues
 /// (the daemon's control queue) never wait for a probe. Results move each
 /// real's `RealHealth`; changes go to `onTransition`, called on this thread.
+/// `@unchecked Sendable`: the mutable state is touched only under `lock`; `thread` is set
+/// once by `start()` before the thread runs.
 public final class HealthMonitor: @unchecked Sendable {
     /// Probe outcomes and waits since the start, for metrics.
     public struct Counters: Sendable {

@@ -57,7 +57,7 @@ struct StatsCommand: ParsableCommand {
                 render(stats, previous: previous)
             }
             guard let watch else { return }
-            fflush(stdout)  // each frame now, also when the output is a pipe
+            fflush(nil)  // each frame now, also when the output is a pipe (nil: every stream, no global)
             previous = stats
             Thread.sleep(forTimeInterval: watch)
         }

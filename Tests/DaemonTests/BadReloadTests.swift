@@ -9,7 +9,7 @@ import Testing
 @Suite struct BadReloadTests {
     /// A broken variant of the harness's config: (what is wrong, the edit, the text the refusal
     /// must contain: the field, or for a syntax error "invalid YAML").
-    static let cases: [(String, (String) -> String, String)] = [
+    static let cases: [(String, @Sendable (String) -> String, String)] = [
         ("unknown top-level key", { $0 + "colour: blue\n" }, "colour"),
         ("misspelt key", { $0.replacingOccurrences(of: "ring_size:", with: "ringsize:") }, "ringsize"),
         ("interface missing", { $0.replacingOccurrences(of: "interface: veth0\n", with: "") }, "interface"),

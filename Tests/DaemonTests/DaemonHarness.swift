@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// A petreld running in a network namespace of its own, with a veth pair
 /// (veth0 carries the balancer in generic mode) and a private bpffs for its pins.
@@ -9,7 +10,8 @@ final class DaemonHarness {
         var description: String
     }
 
-    private static var counter = 0
+    /// Harnesses are made from tests running in parallel: the counter is shared.
+    private static let counter = Mutex(0)
     let namespace: String
     let directory: String
     var configPath: String { directory + "/petrel.yaml" }
@@ -32,8 +34,11 @@ final class DaemonHarness {
     }()
 
     init() throws {
-        DaemonHarness.counter += 1
-        namespace = "pd\(getpid())x\(DaemonHarness.counter)"
+        let number = DaemonHarness.counter.withLock { count in
+            count += 1
+            return count
+        }
+        namespace = "pd\(getpid())x\(number)"
         directory = "/tmp/\(namespace)"
         try FileManager.default.createDirectory(atPath: directory + "/bpf", withIntermediateDirectories: true)
         try run("/usr/sbin/ip", ["netns", "add", namespace])

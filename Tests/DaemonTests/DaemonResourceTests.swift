@@ -97,10 +97,11 @@ struct ReloadConcurrencyTests {
 
         let touching = DispatchSemaphore(value: 0)
         let stop = StopFlag()
+        let configPath = harness.configPath
         Thread.detachNewThread {
             // Touch the file every 100 ms: the reload keeps waiting for it to settle.
             while !stop.isSet {
-                utimensat(AT_FDCWD, harness.configPath, nil, 0)
+                utimensat(AT_FDCWD, configPath, nil, 0)
                 usleep(100_000)
             }
             touching.signal()

@@ -6,6 +6,7 @@ import PetrelObjects
 /// outer IP and UDP headers of GUE variant 1 packets sent to `guePort`, of
 /// packets addressed to one of `localAddresses` and hands the inner packet to
 /// the kernel. Once attached it stays attached after this process exits.
+/// `@unchecked Sendable`: every stored property is a constant; map writes are the kernel's to order.
 public final class Decapsulator: @unchecked Sendable {
     public static let programName = "petrel_decap"
     /// The loaded program, for BPF_PROG_TEST_RUN.

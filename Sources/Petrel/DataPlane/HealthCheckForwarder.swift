@@ -6,6 +6,7 @@ import PetrelObjects
 /// balancer's interface, as a tc egress filter. A socket whose mark is
 /// `mark(forTarget:)` has its packets encapsulated to that target's real exactly
 /// as the balancer would, so a probe connected to a VIP reaches one chosen real.
+/// `@unchecked Sendable`: every stored property is a constant; map writes are the kernel's to order.
 public final class HealthCheckForwarder: @unchecked Sendable {
     public static let programName = "petrel_health_forward"
     /// The tc filter's handle and priority: fixed, so a restart replaces the filter.

@@ -8,6 +8,7 @@ import PetrelObjects
 ///
 /// Every change is validated whole before anything is written; writes are
 /// ordered so the data plane only ever sees, per VIP, the old or the new state.
+/// `@unchecked Sendable`: the mutable state (`applier`, `requested`, `down`) is touched only under `lock`.
 public final class LoadBalancer: @unchecked Sendable {
     public let limits: DataPlaneLimits
     /// Where the maps are pinned on bpffs, if anywhere.

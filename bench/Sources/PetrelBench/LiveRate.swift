@@ -139,7 +139,7 @@ final class LiveRateBench {
                 try XDPAttachment.attach(object: object, program: LiveRateBench.baselineProgramName, to: try NetworkInterface(named: lb), mode: .native)
             }
             let b = try timedWindow(queues: queues, generatorIndex: generatorIndex, counter: nil)
-            try NetworkNamespace.run(namespace) {
+            _ = try NetworkNamespace.run(namespace) {
                 try XDPAttachment.detach(program: LiveRateBench.baselineProgramName, from: try NetworkInterface(named: lb))
             }
             baseline.append(b.interfaceCounted)
@@ -265,6 +265,7 @@ final class LiveRateBench {
 }
 
 /// What the generator threads share with the thread that times them.
+/// `@unchecked Sendable`: its state is touched only under `lock`.
 final class GeneratorState: @unchecked Sendable {
     private let lock = NSLock()
     private var isStopped = false
@@ -283,6 +284,7 @@ final class GeneratorState: @unchecked Sendable {
 }
 
 /// Deletes the benchmark's namespaces if the run is interrupted.
+/// `@unchecked Sendable`: its state is touched only under `lock`.
 final class CleanupOnSignal: @unchecked Sendable {
     static let shared = CleanupOnSignal()
     private let lock = NSLock()
