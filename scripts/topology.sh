@@ -9,6 +9,8 @@
 #   topology.sh env     PREFIX   print NAME=VALUE lines (shell-sourceable)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/netns.sh
+source "$ROOT/scripts/lib/netns.sh"
 
 readonly REAL_COUNT=3
 readonly LB_LINK_MTU=1600
@@ -49,64 +51,10 @@ check_prefix() {
 		die "PREFIX '$1' is invalid: expected 1-16 characters from [A-Za-z0-9_]"
 }
 
-# Namespaces that currently exist for a prefix, one a line.
-prefix_namespaces() {
-	ip netns list 2>/dev/null | awk -v p="$1-" 'index($1, p) == 1 { print $1 }'
-}
-
 ns_names() {
 	local p=$1 i
 	echo "$p-client" "$p-router" "$p-lb"
 	for ((i = 1; i <= REAL_COUNT; i++)); do echo "$p-real$i"; done
-}
-
-in_ns() {
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@"
-}
-
-ensure_tools() {
-	command -v ip >/dev/null || die "iproute2 ('ip') is required"
-	command -v sysctl >/dev/null || die "procps ('sysctl') is required"
-	CLANG_BIN=${CLANG:-$(command -v clang || echo /opt/swift/usr/bin/clang)}
-	[[ -x "$CLANG_BIN" ]] ||
-		die "clang is needed to build the router's XDP_PASS program: put it on PATH or set CLANG=/path/to/clang"
-	if ! command -v ethtool >/dev/null; then
-		echo "topology.sh: installing ethtool" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ethtool >/dev/null ||
-			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ethtool >/dev/null; } ||
-			die "ethtool is missing and 'apt-get install ethtool' failed"
-	fi
-}
-
-# Settings every namespace gets before its links exist, so new links inherit them:
-# no IPv6 duplicate address detection (no wait) and no reverse-path filtering.
-ns_baseline() {
-	local ns=$1
-	ip netns add "$ns"
-	in_ns "$ns" sysctl -qw \
-		net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-	ip -n "$ns" link set lo up
-}
-
-# rp_filter 0 on every interface, once all links exist (all/default were set first).
-ns_no_rp_filter() {
-	# shellcheck disable=SC2016 # $f expands in the namespace's shell
-	in_ns "$1" sh -c 'for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > "$f"; done'
-}
-
-# A veth pair whose ends are born inside their namespaces: nothing touches the root one.
-veth() {
-	local ns_a=$1 if_a=$2 ns_b=$3 if_b=$4
-	ip link add "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b"
-}
-
-addr() {
-	local ns=$1 dev=$2 a4=$3 a6=$4
-	ip -n "$ns" addr add "$a4" dev "$dev"
-	ip -n "$ns" -6 addr add "$a6" dev "$dev" nodad
 }
 
 # EXIT trap of create: a non-zero status means it stopped halfway.
@@ -117,24 +65,6 @@ cleanup_failed_create() {
 		destroy "$1" || true
 	fi
 	exit "$rc"
-}
-
-# veth queues XDP_TX frames on the peer's NAPI ring whenever the peer has NAPI (GRO on
-# or an XDP program), but it schedules that NAPI only when the peer runs XDP
-# (veth_xdp_flush checks the peer's xdp_prog). With GRO alone the frames sit in the
-# ring until unrelated traffic drains it, then overflow. So this end gets GRO and a
-# program that passes everything.
-router_accepts_xdp_tx() {
-	local ns=$1 dev=$2 dir
-	in_ns "$ns" ethtool -K "$dev" gro on >/dev/null
-	dir=$(mktemp -d)
-	# The same program Petrel ships for veth peers: bpf/xdp_pass.bpf.c.
-	if ! "$CLANG_BIN" -O2 -g -target bpf -I /usr/include/x86_64-linux-gnu -c "$ROOT/bpf/xdp_pass.bpf.c" -o "$dir/xdp_pass.o" ||
-		! ip -n "$ns" link set dev "$dev" xdpdrv obj "$dir/xdp_pass.o" sec xdp; then
-		rm -rf "$dir"
-		die "cannot attach the XDP_PASS program to $dev in $ns"
-	fi
-	rm -rf "$dir"
 }
 
 create() {
@@ -185,26 +115,7 @@ create() {
 	ip -n "$lb" -6 route add "$VIP_NET6" via "$LB_NET6::1"
 
 	# Reals: one bridge in the router, each real's eth0 a port of it.
-	ip -n "$router" link add "$ROUTER_BRIDGE" type bridge mcast_snooping 0
-	ip -n "$router" link set "$ROUTER_BRIDGE" address 02:00:00:00:03:01 mtu "$REAL_LINK_MTU"
-	for ((i = 1; i <= REAL_COUNT; i++)); do
-		real=$p-real$i
-		veth "$real" eth0 "$router" "eth-real$i"
-		ip -n "$router" link set "eth-real$i" address "02:00:00:00:03:2$i" mtu "$REAL_LINK_MTU" \
-			master "$ROUTER_BRIDGE" up
-		ip -n "$real" link set eth0 address "02:00:00:00:03:1$i" mtu "$REAL_LINK_MTU" up
-		addr "$real" eth0 "$REAL_NET4.1$i/24" "$REAL_NET6::1$i/64"
-		# The VIPs live on loopback: the real accepts decapsulated packets for them
-		# and answers from them. It must not claim them in ARP on the shared segment.
-		ip -n "$real" addr add "$VIP4_1/32" dev lo
-		ip -n "$real" addr add "$VIP4_2/32" dev lo
-		ip -n "$real" -6 addr add "$VIP6_1/128" dev lo nodad
-		in_ns "$real" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-		ip -n "$real" route add default via "$REAL_NET4.1"
-		ip -n "$real" -6 route add default via "$REAL_NET6::1"
-	done
-	ip -n "$router" link set "$ROUTER_BRIDGE" mtu "$REAL_LINK_MTU" up
-	addr "$router" "$ROUTER_BRIDGE" "$REAL_NET4.1/24" "$REAL_NET6::1/64"
+	add_reals "$router" "$p" "$REAL_COUNT" "$ROUTER_BRIDGE" "$REAL_LINK_MTU" "$VIP4_1 $VIP4_2" "$VIP6_1"
 
 	for ns in $(ns_names "$p"); do ns_no_rp_filter "$ns"; done
 
@@ -212,30 +123,8 @@ create() {
 	echo "topology.sh: created $(ns_names "$p" | tr '\n' ' ')" >&2
 }
 
-# Stops what still runs inside a namespace, so deleting it really frees its links.
-stop_processes() {
-	local ns=$1 pids tries
-	pids=$(ip netns pids "$ns" 2>/dev/null || true)
-	[[ -z "$pids" ]] && return 0
-	# shellcheck disable=SC2086
-	kill -TERM $pids 2>/dev/null || true
-	for ((tries = 0; tries < 20; tries++)); do
-		pids=$(ip netns pids "$ns" 2>/dev/null || true)
-		[[ -z "$pids" ]] && return 0
-		sleep 0.1
-	done
-	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null || true
-}
-
 destroy() {
-	local p=$1 ns
-	for ns in $(prefix_namespaces "$p"); do
-		stop_processes "$ns"
-		ip netns del "$ns" 2>/dev/null || [[ ! -e "/run/netns/$ns" ]] ||
-			die "cannot delete namespace $ns"
-	done
-	return 0
+	destroy_namespaces "$1"
 }
 
 env_vars() {
