@@ -238,6 +238,8 @@ public struct StatusDocument: Codable, Sendable {
     public var program: ProgramDocument?
     /// Restart-only settings in which the file (as last reloaded) differs from what runs.
     public var restartNeeded: [String]?
+    /// Present when the config has a `bgp` section.
+    public var bgp: BGPStatusDocument?
 
     /// Health checks: reals checked, up, down, and VIPs left without a real in service.
     public var health: HealthSummaryDocument?
@@ -245,7 +247,7 @@ public struct StatusDocument: Codable, Sendable {
     public init(config: String, generation: Int, interface: String, attachMode: String, attached: Bool, adopted: Bool,
                 pinPath: String, vips: Int, reloadsSucceeded: Int, reloadsFailed: Int, lastReloadIssues: [String]?,
                 nextHopMAC: String, program: ProgramDocument? = nil, restartNeeded: [String]? = nil,
-                health: HealthSummaryDocument? = nil) {
+                health: HealthSummaryDocument? = nil, bgp: BGPStatusDocument? = nil) {
         self.config = config
         self.generation = generation
         self.interface = interface
@@ -261,13 +263,14 @@ public struct StatusDocument: Codable, Sendable {
         self.program = program
         self.restartNeeded = restartNeeded
         self.health = health
+        self.bgp = bgp
     }
 
     enum CodingKeys: String, CodingKey {
         case config, generation, interface, attachMode = "attach_mode", attached, adopted, pinPath = "pin_path", vips
         case reloadsSucceeded = "reloads_succeeded", reloadsFailed = "reloads_failed"
         case lastReloadIssues = "last_reload_issues", nextHopMAC = "next_hop_mac"
-        case program, restartNeeded = "restart_needed", health
+        case program, restartNeeded = "restart_needed", health, bgp
     }
 }
 

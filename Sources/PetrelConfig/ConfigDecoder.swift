@@ -13,7 +13,7 @@ struct ConfigDecoder {
     enum Keys {
         static let top = [
             "interface", "attach_mode", "next_hop", "encapsulation", "ring_size", "connection_table_size",
-            "max_vips", "max_reals", "mtu", "syn_flood_threshold", "pin_path", "admin", "metrics", "health_check", "vips",
+            "max_vips", "max_reals", "mtu", "syn_flood_threshold", "pin_path", "admin", "metrics", "health_check", "bgp", "vips",
         ]
         static let nextHop = ["mac", "gateway"]
         static let encapsulation = ["source_v4", "source_v6", "gue_port"]
@@ -64,6 +64,7 @@ struct ConfigDecoder {
         if let node = top.optional("admin") { readAdmin(node, into: &config) }
         let listenNode = top.optional("metrics")?.mapping(keys: Keys.metrics)?.optional("listen")
         config.metricsListen = listenNode?.loopbackEndpoint()
+        if let node = top.optional("bgp") { config.bgp = readBGP(node) }
 
         if let ringSize, let maxVips, let node = top.optional("max_vips") ?? top.optional("ring_size") {
             checkRingMemory(ringSize: ringSize, maxVips: maxVips, at: node)

@@ -50,6 +50,9 @@ public struct PetrelConfiguration: Equatable, Sendable {
     /// Optional loopback endpoint serving Prometheus `/metrics`.
     public var metricsListen: ListenAddress?
 
+    /// Optional: announce the VIP addresses over BGP (BGPConfiguration.swift); nil means no BGP.
+    public var bgp: BGPConfiguration?
+
     // MARK: Services
 
     /// The VIPs to serve, in file order.

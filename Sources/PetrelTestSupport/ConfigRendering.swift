@@ -36,6 +36,7 @@ extension PetrelConfiguration {
         if healthChecks.defaultCheck != .none || healthChecks.maxInFlight != HealthCheck.Defaults.maxInFlight {
             lines += Self.healthCheckLines(healthChecks.defaultCheck, indent: "", maxInFlight: healthChecks.maxInFlight)
         }
+        if let bgp { lines += bgp.yamlLines }
         if vips.isEmpty {
             lines.append("vips: []")
         } else {

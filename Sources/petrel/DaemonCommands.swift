@@ -140,7 +140,7 @@ struct RingCommand: ParsableCommand {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show petreld's state: config generation, interface, attachment, adopted maps, reloads, health.",
+        abstract: "Show petreld's state: config generation, interface, attachment, adopted maps, reloads, health, BGP.",
         discussion: """
         Examples:
           petrel status
@@ -153,7 +153,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         if json { return printJSON(try options.call("GET", "/v1/status")) }
         let status = try options.get(StatusDocument.self, "/v1/status")
-        let rows = [
+        let rows: [(String, String)] = [
             ("config", status.config),
             ("generation", "\(status.generation)"),
             ("interface", "\(status.interface) (\(status.attachMode))"),
@@ -164,7 +164,7 @@ struct StatusCommand: ParsableCommand {
             ("VIPs", "\(status.vips)"),
             ("reloads", "\(status.reloadsSucceeded) succeeded, \(status.reloadsFailed) failed"),
         ]
-        var all = rows
+        var all = rows + (status.bgp?.rows ?? [])
         if let health = status.health, health.checked > 0 || !health.vipsWithoutService.isEmpty {
             all.append(("health", "\(health.checked) reals checked: \(health.up) up, \(health.down) down (petrel real list)"))
             if !health.vipsWithoutService.isEmpty {

@@ -55,6 +55,8 @@ struct AdminAPI: Sendable {
     /// Answers one request, in the calling thread.
     func handle(_ request: HTTPRequest) -> HTTPResponse {
         let response = route(request)
+        // A change to the VIPs may announce or withdraw an address (changes run on the daemon's queue).
+        if request.method != "GET" { daemon.reconcileAnnouncements() }
         if request.method != "GET" {
             daemon.logger.info("admin request", metadata: ["method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status)"])
         }

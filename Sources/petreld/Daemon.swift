@@ -37,6 +37,9 @@ final class Daemon: @unchecked Sendable {
     private(set) var restartNeeded: [String] = []
     /// Health checks (Health/HealthService.swift); set once init is done.
     private(set) var health: HealthService!
+    /// BGP announcements (Daemon+BGP.swift); nil without a `bgp` section.
+    var announcer: Announcer?
+    var announceTimer: DispatchSourceTimer?
 
     /// Everything `petreld` does before serving: load (or adopt), forward, apply, attach.
     init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger) throws {
@@ -116,6 +119,7 @@ final class Daemon: @unchecked Sendable {
                 restartNeeded = pending
             }
             health.update(policy: fresh.healthChecks)
+            reloadAnnouncements(fresh.bgp)
             var metadata = Daemon.metadata(report, generation: generation)
             metadata["trigger"] = "\(trigger)"
             logger.notice("config reloaded", metadata: metadata)
@@ -190,6 +194,7 @@ final class Daemon: @unchecked Sendable {
         document.program = program.map { ProgramDocument(id: $0.id, tag: $0.tag.map { String(format: "%02x", $0) }.joined()) }
         document.vips = balancer.vips.count
         document.health = health.summary()
+        document.bgp = announcer?.status()
         return document
     }
 

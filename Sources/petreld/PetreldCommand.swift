@@ -18,7 +18,7 @@ struct PetreldCommand: ParsableCommand {
 
         Signals:
           SIGHUP: re-read the config file; an invalid file is refused (every issue is logged) and the running config stays; a valid one is applied as a diff.
-          SIGTERM, SIGINT: detach and remove the pinned maps, then exit; with --keep-forwarding-on-exit the program stays attached and the maps stay pinned, so the next petreld adopts them without dropping a connection.
+          SIGTERM, SIGINT: with a `bgp` section, first withdraw every VIP address, keep forwarding for bgp.drain_time seconds and stop BIRD (a second signal ends the drain early); then detach and remove the pinned maps, then exit; with --keep-forwarding-on-exit the program stays attached and the maps stay pinned, so the next petreld adopts them without dropping a connection.
 
         Exit status: 0 after a signal, 1 when starting failed, 2 when the config file is invalid (docs/operating.md).
 
@@ -84,6 +84,7 @@ struct PetreldCommand: ParsableCommand {
         let servers: [HTTPServer]
         do {
             daemon = try Daemon(configPath: config, config: settings, keepForwardingOnExit: keepForwardingOnExit, logger: logger)
+            try daemon.queue.sync { try daemon.startAnnouncing() }
             servers = try AdminAPI.startListeners(for: daemon, config: settings, group: group, limits: limits, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
@@ -100,9 +101,10 @@ struct PetreldCommand: ParsableCommand {
                     daemon.reload(trigger: "SIGHUP")
                 } else {
                     logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
-                    for server in servers { server.stop() }
-                    daemon.shutdown()
-                    Glibc.exit(0)
+                    daemon.stop {
+                        for server in servers { server.stop() }
+                        Glibc.exit(0)
+                    }
                 }
             }
             source.resume()

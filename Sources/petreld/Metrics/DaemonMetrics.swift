@@ -23,8 +23,7 @@ struct DaemonMetrics {
         }
         interface(&page)
         daemon.health.metrics(into: &page)
-        // Extension point: BGP session states render here, as a section of their own,
-        // once that component exists in petreld.
+        daemon.bgpMetrics(into: &page)  // BGP/Daemon+BGP.swift
         ProcessMetrics.read()?.render(into: &page)
         return page.text
     }
