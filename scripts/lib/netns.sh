@@ -131,3 +131,15 @@ add_reals() {
 	ip -n "$router" link set "$bridge" mtu "$mtu" up
 	addr "$router" "$bridge" "$REAL_NET4.1/24" "$REAL_NET6::1/64"
 }
+
+# Closes every descriptor this script inherited beyond stdin, stdout and stderr, so
+# daemons it starts (BIRD, petreld, test servers) hold nothing of its caller's: a
+# caller that waits for an inherited socket or pipe to close would wait for ever.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/$$/fd/*; do
+		fd=${fd##*/}
+		[[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
+	done
+	return 0
+}

@@ -12,6 +12,9 @@
 # Environment: DRAIN_TIME (seconds, default 2) for the generated bgp.drain_time.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../lib/netns.sh
+source "$ROOT/scripts/lib/netns.sh"
+close_inherited_fds
 
 die() {
 	echo "scale-out/balancer.sh: $*" >&2
@@ -127,7 +130,9 @@ restore() {
 # route, 1 for a single-path route, 0 when there is none.
 paths() {
 	local p=$1 vip=$2 route
-	route=$(ip -n "$p-router" route show "$vip" 2>/dev/null || true)
+	local family=-4
+	[[ "$vip" == *:* ]] && family=-6
+	route=$(ip -n "$p-router" "$family" route show "$vip" 2>/dev/null || true)
 	if [[ -z "$route" ]]; then echo 0; return; fi
 	local n
 	n=$(grep -c 'nexthop' <<<"$route" || true)
@@ -140,7 +145,7 @@ wait_paths() {
 		[[ "$(paths "$p" "$vip")" == "$want" ]] && return 0
 		sleep 0.05
 	done
-	ip -n "$p-router" route show "$vip" >&2 || true
+	ip -n "$p-router" route show table all | grep -F "$vip" >&2 || true
 	die "the router's route to $vip did not reach $want next hops within 20 s"
 }
 

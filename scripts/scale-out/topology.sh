@@ -13,6 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../lib/netns.sh
 source "$ROOT/scripts/lib/netns.sh"
+close_inherited_fds
 
 readonly REAL_COUNT=3 LINK_MTU=1600 CLIENT_LINK_MTU=1500
 readonly CLIENT_NET4=198.18.1 CLIENT_NET6=fd50:0:1
