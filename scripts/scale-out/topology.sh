@@ -110,7 +110,11 @@ create() {
 
 	ns_baseline "$client"
 	ns_baseline "$router"
-	for ((i = 1; i <= n; i++)); do ns_baseline "$p-lb$i"; done
+	for ((i = 1; i <= n; i++)); do
+		ns_baseline "$p-lb$i"
+		# A failed balancer's link comes back with its addresses (as after a reboot).
+		in_ns "$p-lb$i" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
+	done
 	for ((i = 1; i <= REAL_COUNT; i++)); do ns_baseline "$p-real$i"; done
 
 	# Router: forwards, and spreads flows over equal paths by their layer-4 hash.

@@ -94,8 +94,13 @@ extension EndToEnd {
                 let stoppedAt = Date()
                 let stopping = try Command.Running(["env", "PETREL_BIN=\(EndToEnd.DaemonTrafficTests.Daemon.binaries)",
                                                     Command.script("scale-out/balancer.sh"), "stop", network.prefix, "3"])
+                // While it drains, petreld still answers and shows every address withdrawn.
+                var draining = try network.status(3).bgp
+                while draining?.draining != true, Date().timeIntervalSince(stoppedAt) < 1.5 {
+                    usleep(20_000)
+                    draining = try network.status(3).bgp
+                }
                 let withdrawn = try network.waitForPaths(vip, 2, since: stoppedAt)
-                let draining = try network.status(3).bgp
                 try stopping.wait(timeout: 30)
                 try network.balancer("start", 3)
                 try network.balancer("wait", 3)
