@@ -4,11 +4,12 @@
 # bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
 # curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests;
 # aioquic (pip) for the QUIC test hosts; schemathesis (pip) for the admin API's document; systemd (systemd-analyze) and strace to check the
-# systemd unit's sandbox.
+# systemd unit's sandbox; bird2 for BGP (petreld announces VIPs through it; the scale-out
+# tests route with it).
 # Quick when everything is already there.
 set -euo pipefail
 
-packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool xdp-tools iproute2 ethtool python3 python3-pip python3-matplotlib)
+packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev bpftool xdp-tools iproute2 ethtool python3 python3-pip python3-matplotlib bird2)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
