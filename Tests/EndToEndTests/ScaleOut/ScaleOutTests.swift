@@ -33,10 +33,12 @@ extension EndToEnd {
                 // then the same flow's first packet through every instance's attached program.
                 var rng = SeededGenerator(seed: 13)
                 let flows = (0..<10_000).map { _ in Self.randomFlow(using: &rng) }
-                var explained: [[String?]] = []
-                for i in 1...network.balancers {
-                    explained.append(try flows.map { try network.explain($0, on: i).real })
+                // The instances answer side by side (each request is one admin connection).
+                let answers = ExplainAnswers(count: network.balancers)
+                DispatchQueue.concurrentPerform(iterations: network.balancers) { n in
+                    answers.set(n, Result { try flows.map { try network.explain($0, on: n + 1).real } })
                 }
+                let explained = try answers.results.map { try $0!.get() }
                 var transmitted: [[String?]] = []
                 for i in 1...network.balancers {
                     let program = try BPFProgram.loaded(id: try network.attachedProgramID(i))
@@ -100,6 +102,7 @@ extension EndToEnd {
                     usleep(20_000)
                     draining = try network.status(3).bgp
                 }
+                let drainingSeen = Date().timeIntervalSince(stoppedAt)
                 let withdrawn = try network.waitForPaths(vip, 2, since: stoppedAt)
                 try stopping.wait(timeout: 30)
                 try network.balancer("start", 3)
@@ -107,7 +110,7 @@ extension EndToEnd {
                 try network.waitForPaths(vip, 3)
                 report = try network.finishHolding(held)
                 print("[scale-out] graceful stop and start of 1 of 3: \(report.perConnection.filter(\.sameReal).count)/\(report.connections) connections kept; "
-                      + "routes withdrawn \(Int(withdrawn * 1000)) ms after SIGTERM")
+                      + "draining shown \(Int(drainingSeen * 1000)) ms and routes withdrawn \(Int(withdrawn * 1000)) ms after SIGTERM was sent")
                 let withdrawnWhileDraining = draining?.addresses.filter { $0.state == "withdrawn" && $0.reason == "stopping" }.count
                 #expect(draining?.draining == true && withdrawnWhileDraining == 3,
                         "while draining, status should show every address withdrawn: \(String(describing: draining))")
@@ -151,6 +154,14 @@ extension EndToEnd {
         }
 
         // MARK: Helpers
+
+        /// Each instance's explain answers, filled from concurrent threads.
+        final class ExplainAnswers: @unchecked Sendable {
+            private let lock = NSLock()
+            private(set) var results: [Result<[String?], Error>?]
+            init(count: Int) { results = Array(repeating: nil, count: count) }
+            func set(_ n: Int, _ result: Result<[String?], Error>) { lock.withLock { results[n] = result } }
+        }
 
         static let realName = ["198.18.3.11": "real1", "198.18.3.12": "real2", "198.18.3.13": "real3"]
 
