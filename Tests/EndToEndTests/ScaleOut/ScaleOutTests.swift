@@ -178,14 +178,14 @@ extension EndToEnd {
             let host = UInt8.random(in: 1...254, using: &rng)
             switch Int.random(in: 0..<4, using: &rng) {
             case 0:
-                return Flow(proto: .tcp, source: .v4([198, 18, 1, host]), sourcePort: sport, destination: ScaleOutNetwork.vip4, destinationPort: 80)
+                return Flow(proto: .tcp, source: .v4(198, 18, 1, host), sourcePort: sport, destination: ScaleOutNetwork.vip4, destinationPort: 80)
             case 1:
-                return Flow(proto: .udp, source: .v4([198, 18, 1, host]), sourcePort: sport, destination: ScaleOutNetwork.vip4, destinationPort: 53)
+                return Flow(proto: .udp, source: .v4(198, 18, 1, host), sourcePort: sport, destination: ScaleOutNetwork.vip4, destinationPort: 53)
             case 2:
-                return Flow(proto: .tcp, source: .v4([198, 18, 1, host]), sourcePort: sport, destination: ScaleOutNetwork.vip4in6,
+                return Flow(proto: .tcp, source: .v4(198, 18, 1, host), sourcePort: sport, destination: ScaleOutNetwork.vip4in6,
                             destinationPort: UInt16.random(in: 1...65535, using: &rng))
             default:
-                let source = IPAddress.v6([0xfd, 0x50, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 9) + [host])
+                let source = IPAddress(wireBytes: [0xfd, 0x50, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 9) + [host])!
                 return Flow(proto: .tcp, source: source, sourcePort: sport, destination: ScaleOutNetwork.vip6, destinationPort: 80)
             }
         }
@@ -194,8 +194,8 @@ extension EndToEnd {
         static func outerDestination(_ frame: [UInt8]) -> String? {
             guard frame.count >= 54 else { return nil }
             switch UInt16(frame[12]) << 8 | UInt16(frame[13]) {
-            case 0x0800: return "\(IPAddress.v4(Array(frame[30..<34])))"
-            case 0x86dd: return "\(IPAddress.v6(Array(frame[38..<54])))"
+            case 0x0800: return IPAddress(wireBytes: frame[30..<34]).map { "\($0)" }
+            case 0x86dd: return IPAddress(wireBytes: frame[38..<54]).map { "\($0)" }
             default: return nil
             }
         }
