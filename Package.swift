@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin", "PetrelTestSupport"]),
         // Runs petrel-bench --quick and checks its JSON (never its speed).
         .testTarget(name: "BenchTests", dependencies: ["PetrelBench"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "PetrelAdmin", "petreld", "petrel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Petrel", "PetrelBPF", "PetrelAdmin", "PetrelTestSupport", "petreld", "petrel"]),
     ],
     swiftLanguageModes: [.v6]
 )

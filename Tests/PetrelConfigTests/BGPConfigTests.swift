@@ -1,5 +1,6 @@
 import Petrel
 import PetrelConfig
+import PetrelTestSupport
 import Testing
 
 /// The `bgp` section: a good one read whole (and rendered back), each mistake reported at its field.

@@ -1,6 +1,7 @@
 import Foundation
 import Petrel
 import PetrelBPF
+import PetrelTestSupport
 import Testing
 
 /// Several balancers behind ECMP, announced over BGP by BIRD (scripts/scale-out/):

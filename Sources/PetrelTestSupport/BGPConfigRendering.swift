@@ -1,4 +1,5 @@
 import Petrel
+import PetrelConfig
 
 extension BGPConfiguration {
     /// The `bgp` section as config-file lines (every setting spelled out).
