@@ -41,4 +41,14 @@ struct AddressAnnouncementsTests {
         let decided = AddressAnnouncements(vips: vips, attached: true, stopping: false, health: Unhealthy(down: real1))
         #expect(decided.announced == [b])
     }
+
+    @Test("The health checks' down set withdraws an address whose every usable real is down for it")
+    func healthChecksDownSet() {
+        let vips = [vip(a, 80, [Real(address: real1), Real(address: real2)]), vip(b, 80, [Real(address: real1)])]
+        let key = VipKey(address: b, port: 80, proto: .tcp)
+        let down: Set<VipReal> = [VipReal(vip: key, real: real1), VipReal(vip: VipKey(address: a, port: 80, proto: .tcp), real: real1)]
+        let decided = AddressAnnouncements(vips: vips, attached: true, stopping: false, health: HealthChecked(down: down))
+        #expect(decided.announced == [a])
+        #expect(decided.decisions.map(\.decision) == [.announce, .withdraw(.noUsableReal)])
+    }
 }

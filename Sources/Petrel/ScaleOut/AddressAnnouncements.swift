@@ -1,10 +1,10 @@
-/// Whether a real may take new traffic besides its weight. Health checks, once
-/// they exist, plug in here; until then every real counts as healthy.
+/// Whether a real may take new traffic besides its weight: the health checks'
+/// verdict (`HealthChecked`), or every real healthy when nothing is checked.
 public protocol RealHealth: Sendable {
     func isHealthy(_ real: IPAddress, of vip: VipKey) -> Bool
 }
 
-/// Every real is healthy: the behaviour until a health checker is configured.
+/// Every real is healthy: for a balancer without health checks.
 public struct AssumeHealthy: RealHealth {
     public init() {}
     public func isHealthy(_ real: IPAddress, of vip: VipKey) -> Bool { true }
@@ -51,4 +51,12 @@ public struct AddressAnnouncements: Equatable, Sendable {
     public static func == (lhs: AddressAnnouncements, rhs: AddressAnnouncements) -> Bool {
         lhs.decisions.elementsEqual(rhs.decisions) { $0.address == $1.address && $0.decision == $1.decision }
     }
+}
+
+/// The health checks' verdict as the data plane holds it: a real is unhealthy for a
+/// VIP while it is in the balancer's down set.
+public struct HealthChecked: RealHealth {
+    public let down: Set<VipReal>
+    public init(down: Set<VipReal>) { self.down = down }
+    public func isHealthy(_ real: IPAddress, of vip: VipKey) -> Bool { !down.contains(VipReal(vip: vip, real: real)) }
 }

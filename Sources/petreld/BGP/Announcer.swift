@@ -12,7 +12,6 @@ final class Announcer: @unchecked Sendable {
     private(set) var settings: BGPConfiguration
     private let source: String
     private let logger: Logger
-    private let health: any RealHealth
     private var daemon: BirdDaemon { BirdDaemon(settings: settings.bird) }
 
     /// The decisions last computed, and the config text BIRD last accepted (nil: not yet, or it failed).
@@ -24,15 +23,14 @@ final class Announcer: @unchecked Sendable {
     private let publishedLock = NSLock()
     private var published: BGPStatusDocument?
 
-    init(settings: BGPConfiguration, source: String, logger: Logger, health: any RealHealth = AssumeHealthy()) {
+    init(settings: BGPConfiguration, source: String, logger: Logger) {
         self.settings = settings
         self.source = source
         self.logger = logger
-        self.health = health
     }
 
     /// Brings BIRD's announcements in line with the VIPs and the attachment; retries BIRD after a failure.
-    func reconcile(vips: [Vip], attached: Bool) {
+    func reconcile(vips: [Vip], attached: Bool, health: any RealHealth) {
         let fresh = AddressAnnouncements(vips: vips, attached: attached, stopping: stopping, health: health)
         if fresh != decisions {
             for (address, decision) in fresh.decisions where decision != decisions.decision(for: address) {
@@ -83,7 +81,7 @@ final class Announcer: @unchecked Sendable {
     /// SIGTERM, step 1: withdraw every address; from now on nothing is announced.
     func withdrawAll(vips: [Vip], attached: Bool) {
         stopping = true
-        reconcile(vips: vips, attached: attached)
+        reconcile(vips: vips, attached: attached, health: AssumeHealthy())
     }
 
     /// SIGTERM, last step: stop BIRD, closing its sessions.

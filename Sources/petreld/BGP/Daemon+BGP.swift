@@ -14,7 +14,7 @@ extension Daemon {
     func startAnnouncing() throws {
         guard let bgp = config.bgp else { return }
         let announcer = Announcer(settings: bgp, source: configPath, logger: logger)
-        announcer.reconcile(vips: balancer.vips, attached: isAttached)
+        announcer.reconcile(vips: balancer.vips, attached: isAttached, health: realHealth)
         if let error = announcer.daemonError { throw BirdControl.Failure(description: error) }
         announcer.pollSessions()
         self.announcer = announcer
@@ -22,7 +22,7 @@ extension Daemon {
         timer.schedule(deadline: .now() + 1, repeating: 1)
         timer.setEventHandler { [weak self] in
             guard let self, let announcer = self.announcer else { return }
-            announcer.reconcile(vips: self.balancer.vips, attached: self.isAttached)
+            announcer.reconcile(vips: self.balancer.vips, attached: self.isAttached, health: self.realHealth)
             announcer.pollSessions()
         }
         timer.resume()
@@ -31,7 +31,7 @@ extension Daemon {
 
     /// After a change to the VIPs (reload or admin API): announce or withdraw at once.
     func reconcileAnnouncements() {
-        announcer?.reconcile(vips: balancer.vips, attached: isAttached)
+        announcer?.reconcile(vips: balancer.vips, attached: isAttached, health: realHealth)
     }
 
     /// A reload's `bgp` section. Adding or removing the section needs a restart.
@@ -47,6 +47,9 @@ extension Daemon {
         }
         reconcileAnnouncements()
     }
+
+    /// The health checks' verdict: a real they hold down is not usable for its VIP.
+    var realHealth: any RealHealth { HealthChecked(down: balancer.realsDown) }
 
     var isAttached: Bool { (try? balancer.isAttached(interface: config.interface)) ?? false }
 
