@@ -6,7 +6,7 @@ import PetrelAdmin
 /// with one ECMP route per VIP, `balancers` balancers each running petreld (which
 /// runs its own BIRD), and the three reals of the usual plan. `destroy()` stops
 /// every process in it and deletes its namespaces.
-final class ScaleOutNetwork {
+final class ScaleOutNetwork: Sendable {
     static let vip4 = IPAddress("198.18.100.1")!
     static let vip6 = IPAddress("fd50:0:100::1")!
     static let vip4in6 = IPAddress("198.18.100.2")!
@@ -171,6 +171,7 @@ func withScaleOutNetwork<T>(balancers: Int = 3, _ body: (ScaleOutNetwork) throws
     return try body(network)
 }
 
+/// @unchecked Sendable: `value` is read and written under `lock` only.
 private final class ScaleOutCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0

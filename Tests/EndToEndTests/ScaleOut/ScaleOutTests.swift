@@ -156,7 +156,7 @@ extension EndToEnd {
 
         // MARK: Helpers
 
-        /// Each instance's explain answers, filled from concurrent threads.
+        /// Each instance's explain answers, filled from concurrent threads (@unchecked Sendable: `results` only under `lock`).
         final class ExplainAnswers: @unchecked Sendable {
             private let lock = NSLock()
             private(set) var results: [Result<[String?], Error>?]
