@@ -39,6 +39,9 @@ let package = Package(
             path: "Sources/BPFCompilerPlugin"
         ),
         .target(name: "PetrelObjects", plugins: ["BPFCompilerPlugin"]),
+        // The benchmark's own programs (bench/bpf), kept out of the shipped library.
+        .target(name: "PetrelBenchObjects", dependencies: ["PetrelObjects"], path: "bench/Sources/PetrelBenchObjects",
+                plugins: ["BPFCompilerPlugin"]),
 
         // MARK: The product
         // The BPF access layer: the only code that touches libbpf, raw fds and errno.
@@ -90,7 +93,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "PetrelBench",
-            dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelBenchObjects", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "bench/Sources/PetrelBench"
         ),
 

@@ -3,13 +3,16 @@ import PackagePlugin
 
 /// Compiles every `bpf/*.bpf.c` with the toolchain's clang (`-target bpf`) and
 /// embeds each object into the target as a generated Swift file, so the library
-/// carries its BPF programs and needs no `.o` path at run time.
+/// carries its BPF programs and needs no `.o` path at run time. The benchmark's
+/// target gets `bench/bpf/*.bpf.c` instead: the shipped library holds no bench code.
 @main
 struct BPFCompilerPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
         try Self.checkHeaders()
         let bpfDirectory = context.package.directoryURL.appending(path: "bpf")
-        let files = try FileManager.default.contentsOfDirectory(atPath: bpfDirectory.path)
+        let isBench = target.name == Self.benchTarget
+        let sourceDirectory = isBench ? context.package.directoryURL.appending(path: "bench/bpf") : bpfDirectory
+        let files = try FileManager.default.contentsOfDirectory(atPath: sourceDirectory.path)
         let sources = files.filter { $0.hasSuffix(".bpf.c") }.sorted()
         let headers = try headerFiles(under: bpfDirectory)
         let clang = try context.tool(named: "clang").url
@@ -17,17 +20,23 @@ struct BPFCompilerPlugin: BuildToolPlugin {
 
         return sources.map { file in
             let name = String(file.dropLast(".bpf.c".count))
-            let source = bpfDirectory.appending(path: file)
+            let source = sourceDirectory.appending(path: file)
             let output = context.pluginWorkDirectoryURL.appending(path: "Embedded_\(name).swift")
             return .buildCommand(
                 displayName: "Compiling BPF program \(file)",
                 executable: embed,
-                arguments: [clang.path, source.path, bpfDirectory.appending(path: "include").path, name, output.path],
+                arguments: [clang.path, source.path, bpfDirectory.appending(path: "include").path, name, output.path]
+                    + (isBench ? [Self.objectsModule] : []),
                 inputFiles: [source] + headers,
                 outputFiles: [output]
             )
         }
     }
+
+    /// The target that embeds the benchmark's programs, and the module that defines
+    /// `EmbeddedBPFObject`, which its generated files extend.
+    static let benchTarget = "PetrelBenchObjects"
+    static let objectsModule = "PetrelObjects"
 
     /// The headers the BPF programs include from the system: without them clang fails deep
     /// in a program with "file not found", so say at once what to install.

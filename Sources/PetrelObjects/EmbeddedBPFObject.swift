@@ -8,7 +8,7 @@ public struct EmbeddedBPFObject: Sendable {
     /// The ELF object as clang wrote it.
     public let bytes: [UInt8]
 
-    init(name: String, base64: String) {
+    package init(name: String, base64: String) {
         self.name = name
         self.bytes = Array(Data(base64Encoded: base64) ?? Data())
     }

@@ -2,9 +2,9 @@ import Foundation
 import Glibc
 import Petrel
 import PetrelBPF
-import PetrelObjects
+import PetrelBenchObjects
 
-/// Live packet rate: an in-kernel generator (bpf/bench_generator.bpf.c run with
+/// Live packet rate: an in-kernel generator (bench/bpf/bench_generator.bpf.c run with
 /// BPF_F_TEST_XDP_LIVE_FRAMES) transmits through one end of a veth pair whose
 /// other end runs Petrel (or the baseline) in native XDP mode, with 1...N
 /// receive queues. One generator thread per queue, pinned to its own CPU: veth

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import Petrel
 import PetrelBPF
-import PetrelObjects
+import PetrelBenchObjects
 
 @main
 struct PetrelBench: ParsableCommand {

@@ -1,8 +1,8 @@
 import Petrel
 import PetrelBPF
-import PetrelObjects
+import PetrelBenchObjects
 
-/// bpf/bench_restore.bpf.c loaded: a program that undoes the balancer's
+/// bench/bpf/bench_restore.bpf.c loaded: a program that undoes the balancer's
 /// encapsulation and tail-calls whatever program is put in its target slot, so
 /// BPF_PROG_TEST_RUN with many repetitions feeds that program the same packet
 /// every time.
