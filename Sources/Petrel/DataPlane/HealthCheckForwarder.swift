@@ -65,13 +65,7 @@ public final class HealthCheckForwarder: @unchecked Sendable {
     /// Writes the MACs, MTU and outer source prefixes: the balancer's own settings.
     public func configure(_ settings: ForwardingSettings) throws(PetrelError) {
         try settings.validate()
-        var value = petrel_config()
-        value.interface_mac = settings.interfaceMAC.abiBytes
-        value.next_hop_mac = settings.nextHopMAC.abiBytes
-        value.mtu = UInt32(settings.mtu)
-        value.encap_src_v4_be = settings.encapSourceV4.abiWords.0
-        value.encap_src_v6_be = settings.encapSourceV6.abiWords
-        try kernel { try config.update(UInt32(0), value) }
+        try kernel { try config.update(UInt32(0), settings.abiConfig) }
     }
 
     /// Points target `id` at a real: probes marked with `mark(forTarget: id)` go there.

@@ -123,15 +123,7 @@ public final class LoadBalancer: @unchecked Sendable {
     /// Writes the MACs, MTU and outer source prefixes used for every forwarded packet.
     public func configureForwarding(_ settings: ForwardingSettings) throws(PetrelError) {
         try settings.validate()
-        var config = petrel_config()
-        config.interface_mac = settings.interfaceMAC.abiBytes
-        config.next_hop_mac = settings.nextHopMAC.abiBytes
-        config.mtu = UInt32(settings.mtu)
-        config.encap_src_v4_be = settings.encapSourceV4.abiWords.0
-        config.encap_src_v6_be = settings.encapSourceV6.abiWords
-        config.syn_flood_threshold = settings.synFloodThreshold
-        config.gue_port_be = settings.guePort.bigEndian
-        try kernel { try maps.config.update(UInt32(0), config) }
+        try kernel { try maps.config.update(UInt32(0), settings.abiConfig) }
     }
 
     /// The forwarding settings currently in the data plane, if any were written.

@@ -129,6 +129,21 @@ public struct ForwardingSettings: Hashable, Sendable {
     }
 }
 
+extension ForwardingSettings {
+    /// The config map's one entry, as the balancer and the health-check forwarder read it.
+    var abiConfig: petrel_config {
+        var config = petrel_config()
+        config.interface_mac = interfaceMAC.abiBytes
+        config.next_hop_mac = nextHopMAC.abiBytes
+        config.mtu = UInt32(mtu)
+        config.encap_src_v4_be = encapSourceV4.abiWords.0
+        config.encap_src_v6_be = encapSourceV6.abiWords
+        config.syn_flood_threshold = synFloodThreshold
+        config.gue_port_be = guePort.bigEndian
+        return config
+    }
+}
+
 extension String {
     func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
