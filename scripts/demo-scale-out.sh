@@ -9,19 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-[ "$(id -u)" = 0 ] || { echo "demo-scale-out.sh: run as root (XDP and network namespaces need it)" >&2; exit 1; }
 CONNECTIONS=${CONNECTIONS:-300}   # new connections before and after the failure (each)
 OPEN=${OPEN:-250}                 # long-lived connections held across the failure
 BALANCERS=3
-
-say() { printf '\n== %s\n' "$*" >&2; }
-
-say "Installing what is missing and building Petrel"
-source scripts/install-deps.sh
-export PATH=/opt/swift/usr/bin:$PATH
-swift build >&2
-export PETREL_BIN
-PETREL_BIN=$(swift build --show-bin-path)
+source scripts/lib/demo.sh demo-scale-out.sh "XDP and network namespaces"
+export PETREL_BIN=$BIN
 
 PREFIX=sodemo$$
 HOLD_OUT=$(mktemp /tmp/petrel-scaleout-demo.XXXXXX)

@@ -8,16 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (XDP and network namespaces need it)" >&2; exit 1; }
 CONNECTIONS=${CONNECTIONS:-200}
-
-say() { printf '\n== %s\n' "$*" >&2; }
-
-say "Installing what is missing and building Petrel"
-source scripts/install-deps.sh
-export PATH=/opt/swift/usr/bin:$PATH
-swift build >&2
-BIN=$(swift build --show-bin-path)
+source scripts/lib/demo.sh demo.sh "XDP and network namespaces"
 
 PREFIX=demo$$
 WORK=$(mktemp -d /tmp/petrel-demo.XXXXXX)

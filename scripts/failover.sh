@@ -7,16 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-[ "$(id -u)" = 0 ] || { echo "failover.sh: run as root (XDP, tc and network namespaces need it)" >&2; exit 1; }
 CONNECTIONS=${CONNECTIONS:-90}
-
-say() { printf '\n== %s\n' "$*" >&2; }
-
-say "Installing what is missing and building Petrel"
-source scripts/install-deps.sh
-export PATH=/opt/swift/usr/bin:$PATH
-swift build >&2
-BIN=$(swift build --show-bin-path)
+source scripts/lib/demo.sh failover.sh "XDP, tc and network namespaces"
 
 PREFIX=fo$$
 WORK=$(mktemp -d /tmp/petrel-failover.XXXXXX)
