@@ -18,25 +18,11 @@ struct ConnectionPacketTests {
         return nil
     }
 
-    func flows(_ count: Int, seed: UInt64 = 1) -> [Flow] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in
-            Flow(proto: .tcp, source: randomClient(.ipv4, using: &rng), sourcePort: UInt16.random(in: 1024...65535, using: &rng),
-                 destination: TestVips.web4.address, destinationPort: 80)
-        }
-    }
-
-    func destination(_ balancer: LoadBalancer, _ flow: Flow, flags: UInt8) throws -> IPAddress? {
-        let (action, output) = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: flags))
-        guard action == .tx else { return nil }
-        return EncapsulatedFrame(output)?.outerDestination
-    }
-
     @Test("A flow keeps its real when the ring changes; a new SYN takes the new ring")
     func stickinessAndSynRedecision() throws {
         let balancer = try makeBalancer()
-        let candidates = flows(200)
-        for flow in candidates { _ = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
+        let candidates = webFlows(200)
+        for flow in candidates { _ = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
 
         let fourth = Real(address: ip("198.18.3.14"))
         let moved = try flowMovedBy(change: {
@@ -44,10 +30,10 @@ struct ConnectionPacketTests {
         }, balancer: balancer, candidates: candidates)
         let (flow, old, new) = try #require(moved, "adding a real moves some flows on the ring")
 
-        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == old, "established flow stays (connection table)")
+        #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == old, "established flow stays (connection table)")
         #expect(try balancer.explain(flow).rememberedReal == old)
-        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == new, "a SYN decides afresh")
-        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new, "and is remembered")
+        #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == new, "a SYN decides afresh")
+        #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new, "and is remembered")
         // A new decision goes to the shared table; the CPU's own table learns the flow
         // from its second packet, and a fresh SYN overwrites what it had learnt.
         let stats = try balancer.stats()
@@ -64,15 +50,15 @@ struct ConnectionPacketTests {
         #expect(try balancer.forwardingSettings()?.synFloodThreshold == 20)
 
         // 20 new connections fit in this second's budget: every one is remembered.
-        let established = flows(20, seed: 7)
-        for flow in established { _ = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
+        let established = webFlows(20, seed: 7)
+        for flow in established { _ = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
         for flow in established { #expect(try balancer.explain(flow).rememberedReal != nil, "\(flow) remembered below the threshold") }
         #expect(try balancer.stats()[.eventSynFlood] == 0)
 
         // A flood: every further SYN still forwards, by the ring, but is not written.
-        let flood = flows(300, seed: 8)
+        let flood = webFlows(300, seed: 8)
         for flow in flood {
-            #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == (try balancer.explain(flow).ringReal))
+            #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == (try balancer.explain(flow).ringReal))
         }
         let stats = try balancer.stats()
         #expect(stats[.eventSynFlood] == 300, "the test runs well inside one second")
@@ -85,26 +71,26 @@ struct ConnectionPacketTests {
             try balancer.upsert(Vip(key: TestVips.web4, reals: TestVips.reals4 + [fourth]))
         }, balancer: balancer, candidates: established)
         let (flow, old, _) = try #require(moved, "adding a real moves some established flows on the ring")
-        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == old)
+        #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == old)
     }
 
     @Test("Weight 0 drains a real: established flows stay, new flows avoid it")
     func drain() throws {
         let balancer = try makeBalancer()
         let drained = TestVips.reals4[0].address
-        let candidates = flows(300, seed: 2)
+        let candidates = webFlows(300, seed: 2)
         var established: [Flow] = []
-        for flow in candidates where try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == drained {
+        for flow in candidates where try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == drained {
             established.append(flow)
         }
         #expect(established.count > 50)
 
         try balancer.setWeight(0, real: drained, vip: TestVips.web4)
         for flow in established {
-            #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == drained)
+            #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == drained)
         }
-        for flow in flows(300, seed: 3) {
-            let real = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn)
+        for flow in webFlows(300, seed: 3) {
+            let real = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn)
             #expect(real != nil && real != drained)
         }
     }
@@ -112,13 +98,13 @@ struct ConnectionPacketTests {
     @Test("LRU bypass: the ring alone decides, even for established flows")
     func lruBypass() throws {
         let balancer = try makeBalancer(vips: [Vip(key: TestVips.web4, flags: .lruBypass, reals: TestVips.reals4)])
-        let candidates = flows(200, seed: 4)
-        for flow in candidates { _ = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
+        let candidates = webFlows(200, seed: 4)
+        for flow in candidates { _ = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
         let moved = try flowMovedBy(change: {
             try balancer.upsert(Vip(key: TestVips.web4, flags: .lruBypass, reals: TestVips.reals4 + [Real(address: ip("198.18.3.14"))]))
         }, balancer: balancer, candidates: candidates)
         let (flow, _, new) = try #require(moved)
-        #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new)
+        #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new)
     }
 
     @Test("10,000 random flows: the kernel's real equals explain() for every one", arguments: [false, true])
@@ -165,10 +151,10 @@ struct ConnectionPacketTests {
         let balancer = try makeBalancer()
         var expectedReal: [IPAddress: UInt64] = [:]
         var expectedBytes: UInt64 = 0
-        let sent = flows(100, seed: 5)
+        let sent = webFlows(100, seed: 5)
         for flow in sent {
             let frame = PacketBuilder.frame(for: flow)
-            let real = try #require(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn))
+            let real = try #require(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn))
             expectedReal[real, default: 0] += 1
             expectedBytes += UInt64(frame.count)
         }

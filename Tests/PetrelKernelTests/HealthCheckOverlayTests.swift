@@ -8,27 +8,13 @@ import Testing
 /// never touches the operator's weights.
 @Suite("HealthCheck: down reals in the data plane")
 struct HealthCheckOverlayTests {
-    func flows(_ count: Int, seed: UInt64) -> [Flow] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in
-            Flow(proto: .tcp, source: randomClient(.ipv4, using: &rng), sourcePort: UInt16.random(in: 1024...65535, using: &rng),
-                 destination: TestVips.web4.address, destinationPort: 80)
-        }
-    }
-
-    func destination(_ balancer: LoadBalancer, _ flow: Flow, flags: UInt8) throws -> IPAddress? {
-        let (action, output) = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: flags))
-        guard action == .tx else { return nil }
-        return EncapsulatedFrame(output)?.outerDestination
-    }
-
     @Test("A down real gets no new flows, keeps its established ones and its weight; up again, it takes new flows")
     func downAndUp() throws {
         let balancer = try makeBalancer()
         let sick = TestVips.reals4[1].address
         let key = VipReal(vip: TestVips.web4, real: sick)
         var established: [Flow] = []
-        for flow in flows(300, seed: 11) where try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == sick {
+        for flow in webFlows(300, seed: 11) where try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) == sick {
             established.append(flow)
         }
         #expect(established.count > 50)
@@ -40,15 +26,15 @@ struct HealthCheckOverlayTests {
         #expect(balancer.ringSlots(of: TestVips.dns4)?[sick] ?? 0 > 0, "the same real on another VIP is untouched")
         #expect(balancer.vips.first { $0.key == TestVips.web4 }?.reals.first { $0.address == sick }?.weight == 1, "the operator's weight stays")
         for flow in established {
-            #expect(try destination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == sick, "established flow stays")
+            #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == sick, "established flow stays")
         }
-        for flow in flows(300, seed: 12) {
-            let real = try destination(balancer, flow, flags: PacketBuilder.TCPFlags.syn)
+        for flow in webFlows(300, seed: 12) {
+            let real = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn)
             #expect(real != nil && real != sick)
         }
 
         try balancer.setRealsDown([])
-        let back = try flows(300, seed: 13).filter { try destination(balancer, $0, flags: PacketBuilder.TCPFlags.syn) == sick }
+        let back = try webFlows(300, seed: 13).filter { try forwardedDestination(balancer, $0, flags: PacketBuilder.TCPFlags.syn) == sick }
         #expect(back.count > 50, "up again: new flows reach it")
     }
 
@@ -71,7 +57,7 @@ struct HealthCheckOverlayTests {
         // Every real down: the ring is empty and new packets are dropped and counted.
         try balancer.setRealsDown(Set(TestVips.reals4.map { VipReal(vip: TestVips.web4, real: $0.address) }))
         let before = try balancer.stats()[.dropNoReal]
-        let flow = flows(1, seed: 14)[0]
+        let flow = webFlows(1, seed: 14)[0]
         #expect(try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.syn)).action == .drop)
         #expect(try balancer.stats()[.dropNoReal] == before + 1)
     }

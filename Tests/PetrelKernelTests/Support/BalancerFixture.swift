@@ -119,3 +119,19 @@ struct EncapsulatedFrame {
 func l3(of frame: [UInt8], vlan: Bool = false) -> [UInt8] { Array(frame[(vlan ? 18 : 14)...]) }
 
 func be16(_ bytes: [UInt8], _ offset: Int) -> UInt16 { UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
+
+/// `count` random IPv4 TCP flows from random clients to `TestVips.web4` port 80.
+func webFlows(_ count: Int, seed: UInt64 = 1) -> [Flow] {
+    var rng = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in
+        Flow(proto: .tcp, source: randomClient(.ipv4, using: &rng), sourcePort: UInt16.random(in: 1024...65535, using: &rng),
+             destination: TestVips.web4.address, destinationPort: 80)
+    }
+}
+
+/// The real a packet of `flow` with TCP `flags` is sent to (its outer destination), or nil unless it was forwarded.
+func forwardedDestination(_ balancer: LoadBalancer, _ flow: Flow, flags: UInt8) throws -> IPAddress? {
+    let (action, output) = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: flags))
+    guard action == .tx else { return nil }
+    return EncapsulatedFrame(output)?.outerDestination
+}
