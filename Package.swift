@@ -42,6 +42,9 @@ let package = Package(
         // The benchmark's own programs (bench/bpf), kept out of the shipped library.
         .target(name: "PetrelBenchObjects", dependencies: ["PetrelObjects"], path: "bench/Sources/PetrelBenchObjects",
                 plugins: ["BPFCompilerPlugin"]),
+        // Small programs that exercise the BPF access layer in the kernel (Tests/bpf), for the tests only.
+        .target(name: "PetrelTestObjects", dependencies: ["PetrelObjects"], path: "Tests/Support/PetrelTestObjects",
+                plugins: ["BPFCompilerPlugin"]),
 
         // MARK: The product
         // The BPF access layer: the only code that touches libbpf, raw fds and errno.
@@ -101,7 +104,7 @@ let package = Package(
         .testTarget(name: "PetrelTests", dependencies: ["Petrel", "PetrelTestSupport", "CPetrelABI"]),
         // Health checks: the rise/fall state, probes against loopback sockets, the monitor's bounds.
         .testTarget(name: "PetrelHealthTests", dependencies: ["PetrelHealth", "Petrel"]),
-        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
+        .testTarget(name: "PetrelKernelTests", dependencies: ["Petrel", "PetrelTestSupport", "PetrelBPF", "PetrelObjects", "PetrelTestObjects", "PetrelFuzz", "petrel-fuzz", "CPetrelABI"]),
         // Resolves gateways in network namespaces of its own (root).
         .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).

@@ -3,15 +3,17 @@ import PackagePlugin
 
 /// Compiles every `bpf/*.bpf.c` with the toolchain's clang (`-target bpf`) and
 /// embeds each object into the target as a generated Swift file, so the library
-/// carries its BPF programs and needs no `.o` path at run time. The benchmark's
-/// target gets `bench/bpf/*.bpf.c` instead: the shipped library holds no bench code.
+/// carries its BPF programs and needs no `.o` path at run time. The benchmark's and
+/// the tests' targets get `bench/bpf/*.bpf.c` and `Tests/bpf/*.bpf.c` instead: the
+/// shipped library holds no bench or test code.
 @main
 struct BPFCompilerPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
         try Self.checkHeaders()
         let bpfDirectory = context.package.directoryURL.appending(path: "bpf")
-        let isBench = target.name == Self.benchTarget
-        let sourceDirectory = isBench ? context.package.directoryURL.appending(path: "bench/bpf") : bpfDirectory
+        let ownDirectory = Self.sourceDirectories[target.name]
+        let isBench = ownDirectory != nil  // a target beside PetrelObjects: its files import it
+        let sourceDirectory = ownDirectory.map { context.package.directoryURL.appending(path: $0) } ?? bpfDirectory
         let files = try FileManager.default.contentsOfDirectory(atPath: sourceDirectory.path)
         let sources = files.filter { $0.hasSuffix(".bpf.c") }.sorted()
         let headers = try headerFiles(under: bpfDirectory)
@@ -33,9 +35,9 @@ struct BPFCompilerPlugin: BuildToolPlugin {
         }
     }
 
-    /// The target that embeds the benchmark's programs, and the module that defines
-    /// `EmbeddedBPFObject`, which its generated files extend.
-    static let benchTarget = "PetrelBenchObjects"
+    /// The targets that embed programs of their own (the benchmark's, the tests'), and
+    /// the module that defines `EmbeddedBPFObject`, which their generated files extend.
+    static let sourceDirectories = ["PetrelBenchObjects": "bench/bpf", "PetrelTestObjects": "Tests/bpf"]
     static let objectsModule = "PetrelObjects"
 
     /// The headers the BPF programs include from the system: without them clang fails deep

@@ -5,4 +5,5 @@
 #include <linux/if_link.h>
 #include <linux/bpf.h>
 #include <net/if.h>
+#include <sys/eventfd.h>  /* wakes the ring-buffer reader's thread */
 

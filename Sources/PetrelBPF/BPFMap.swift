@@ -10,6 +10,8 @@ public final class BPFMap: @unchecked Sendable {
     public let valueSize: Int
     public let maxEntries: Int
     public let isPerCPU: Bool
+    /// The kernel's id for the map (the same in every process that opens it).
+    public let id: UInt32
     let fd: Int32
     private let ownsFD: Bool
 
@@ -27,6 +29,7 @@ public final class BPFMap: @unchecked Sendable {
         self.keySize = Int(info.key_size)
         self.valueSize = Int(info.value_size)
         self.maxEntries = Int(info.max_entries)
+        self.id = info.id
         let type = bpf_map_type(rawValue: info.type)
         self.isPerCPU = [BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH].contains(type)
     }
