@@ -108,7 +108,9 @@ let package = Package(
         // Resolves gateways in network namespaces of its own (root).
         .testTarget(name: "PetrelNetlinkTests", dependencies: ["PetrelNetlink", "Petrel"]),
         // Runs the built petreld and petrel in a network namespace of its own (root).
-        .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel"]),
+        .testTarget(name: "DaemonTests", dependencies: ["PetrelAdmin", "Petrel", "PetrelConfig", "petreld", "petrel",
+                                                      .product(name: "NIOCore", package: "swift-nio"),
+                                                      .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "PetrelConfigTests", dependencies: ["PetrelConfig", "PetrelTestSupport", "Petrel", "PetrelHealth", "CPetrelABI"]),
         // The same bad VIPs through the config file, the admin API's body reader and the library.
         .testTarget(name: "ValidationTests", dependencies: ["Petrel", "PetrelConfig", "PetrelAdmin", "PetrelTestSupport"]),

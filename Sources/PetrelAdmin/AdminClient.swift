@@ -27,17 +27,7 @@ public struct AdminClient: Sendable {
         let deadline = Deadline(seconds: timeoutSeconds)
         let fd = try connect(deadline: Deadline(seconds: connectSeconds))
         defer { close(fd) }
-        let bytes = request.serialized()
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n >= 0 { sent += n; continue }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: try wait(fd, for: Int16(POLLOUT), until: deadline, request)
-            default: throw interrupted(request, errno)
-            }
-        }
+        try write(request, to: fd, until: deadline)
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -55,6 +45,95 @@ public struct AdminClient: Sendable {
             throw AdminClientError("petreld sent an answer that is not HTTP on \(socketPath)")
         }
         return response
+    }
+
+    // MARK: Streamed answers
+
+    /// An answer whose body came as a stream.
+    public struct StreamedResponse: Sendable {
+        /// Status and headers; the body only when the answer was not streamed (an error, say).
+        public var response: HTTPResponse
+        /// The trailers sent after the last chunk (names lower-cased): petreld's summary of the stream.
+        public var trailers: [String: String]
+        /// False when the connection ended before the last chunk (petreld stopped or crashed), or `body` asked to stop.
+        public var complete: Bool
+    }
+
+    /// Sends a request whose answer may be streamed (chunked transfer encoding): `body` gets
+    /// the bytes of a 2xx answer as they arrive, and returns false to stop reading (the
+    /// connection is then closed, which tells petreld to stop). The head must come within
+    /// the timeout; the body may take as long as the stream lasts.
+    public func stream(_ request: HTTPRequest, body: (Data) -> Bool) throws(AdminClientError) -> StreamedResponse {
+        let deadline = Deadline(seconds: timeoutSeconds)
+        let fd = try connect(deadline: Deadline(seconds: connectSeconds))
+        defer { close(fd) }
+        try write(request, to: fd, until: deadline)
+        var pending = Data()
+        var head: HTTPResponse?
+        var decoder = ChunkedBody()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 {
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK:
+                    // The head within the deadline; then wait as long as the stream lasts.
+                    try wait(fd, for: Int16(POLLIN), until: head == nil ? deadline : nil, request)
+                    continue
+                default: throw interrupted(request, errno)
+                }
+            }
+            if n == 0 {
+                guard let head else {
+                    if let whole = HTTPResponse.parse(pending) { return StreamedResponse(response: whole, trailers: [:], complete: true) }
+                    throw interrupted(request, nil)
+                }
+                // An answer that was not chunked ends when the connection closes.
+                let chunked = head.headers["transfer-encoding"]?.lowercased() == "chunked"
+                var whole = head
+                if !chunked { whole.body = pending }
+                return StreamedResponse(response: whole, trailers: decoder.trailers, complete: !chunked)
+            }
+            pending.append(buffer, count: n)
+            if head == nil {
+                guard let end = pending.range(of: Data("\r\n\r\n".utf8)) else {
+                    guard pending.count < 65_536 else { throw AdminClientError("petreld sent an answer that is not HTTP on \(socketPath)") }
+                    continue
+                }
+                guard let parsed = HTTPResponse.parse(pending[..<end.upperBound]) else {
+                    throw AdminClientError("petreld sent an answer that is not HTTP on \(socketPath)")
+                }
+                head = parsed
+                pending = Data(pending[end.upperBound...])
+            }
+            guard let head, head.headers["transfer-encoding"]?.lowercased() == "chunked", (200..<300).contains(head.status) else { continue }
+            let bytes: Data
+            do {
+                bytes = try decoder.feed(pending)
+            } catch {
+                throw AdminClientError("petreld sent a stream petrel cannot read on \(socketPath): \(error)")
+            }
+            pending.removeAll(keepingCapacity: true)
+            if !bytes.isEmpty, !body(bytes) { return StreamedResponse(response: head, trailers: decoder.trailers, complete: false) }
+            if decoder.isComplete { return StreamedResponse(response: head, trailers: decoder.trailers, complete: true) }
+        }
+    }
+
+    // MARK: Sending
+
+    private func write(_ request: HTTPRequest, to fd: Int32, until deadline: Deadline) throws(AdminClientError) {
+        let bytes = request.serialized()
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n >= 0 { sent += n; continue }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: try wait(fd, for: Int16(POLLOUT), until: deadline, request)
+            default: throw interrupted(request, errno)
+            }
+        }
     }
 
     // MARK: Connecting
@@ -101,11 +180,12 @@ public struct AdminClient: Sendable {
 
     // MARK: Waiting and failing
 
-    private func wait(_ fd: Int32, for events: Int16, until deadline: Deadline, _ request: HTTPRequest) throws(AdminClientError) {
+    /// Waits for `events` on `fd` until `deadline` (nil: as long as it takes).
+    private func wait(_ fd: Int32, for events: Int16, until deadline: Deadline?, _ request: HTTPRequest) throws(AdminClientError) {
         var poller = pollfd(fd: fd, events: events, revents: 0)
         while true {
-            let remaining = deadline.remainingMilliseconds
-            guard remaining > 0 else { throw timedOut(request) }
+            let remaining = deadline?.remainingMilliseconds ?? -1
+            guard remaining != 0 else { throw timedOut(request) }
             let ready = poll(&poller, 1, Int32(remaining))
             if ready > 0 { return }
             if ready == 0 { throw timedOut(request) }

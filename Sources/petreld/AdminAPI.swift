@@ -39,13 +39,13 @@ struct AdminAPI: Sendable {
 
     /// The transport's seam: reads run on the daemon's read queue, changes and reloads
     /// on its control queue, so a long reload never holds up a status call or a scrape.
-    @Sendable func respond(to request: HTTPRequest, reply: @escaping @Sendable (HTTPResponse) -> Void) {
+    @Sendable func respond(to request: HTTPRequest, reply: HTTPReply) {
         let queue = request.method == "GET" ? daemon.readQueue : daemon.queue
         queue.async { reply(handle(request)) }
     }
 
     /// The metrics listener serves `GET /metrics` only.
-    @Sendable func respondOnMetricsPort(to request: HTTPRequest, reply: @escaping @Sendable (HTTPResponse) -> Void) {
+    @Sendable func respondOnMetricsPort(to request: HTTPRequest, reply: HTTPReply) {
         if let refusal = AdminAPI.refusal(request, methods: AdminRoutes.metricsMethods(for: request.pathComponents), served: "only GET /metrics is served here") {
             return reply(refusal)
         }

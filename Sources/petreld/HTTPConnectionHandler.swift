@@ -4,13 +4,15 @@ import NIOHTTP1
 import PetrelAdmin
 
 /// The seam between the transport and the admin API's routes: a whole request
-/// in, one response out through `reply`. Called off the event loop's work: the
-/// responder decides where the work runs.
-typealias HTTPResponder = @Sendable (_ request: HTTPRequest, _ reply: @escaping @Sendable (HTTPResponse) -> Void) -> Void
+/// in, one answer out through `reply` (whole, or streamed). Called off the event
+/// loop's work: the responder decides where the work runs.
+typealias HTTPResponder = @Sendable (_ request: HTTPRequest, _ reply: HTTPReply) -> Void
 
 /// One connection: collects one request within the limits, hands it to the
 /// responder, writes the answer and closes. Anything outside the limits is
-/// answered with a 4xx JSON error and the connection closed.
+/// answered with a 4xx JSON error and the connection closed. A streamed answer
+/// has no deadline: it lasts until its producer finishes, the client goes or
+/// the listener stops.
 final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -20,6 +22,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case receivingBody(HTTPRequestHead, ByteBuffer)
         /// The responder has the request; the connection waits for its answer.
         case responding
+        /// A streamed answer is being written.
+        case streaming(HTTPBodyStream)
         /// The answer (or a refusal) is written; the connection closes.
         case done
     }
@@ -28,12 +32,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let responder: HTTPResponder
     /// Set when the peer may not use this listener: every request gets this 403.
     private let refusal: String?
+    private let streams: OpenStreams
     private var state = State.waitingForHead
     private var deadline: Scheduled<Void>?
 
-    init(limits: ServerLimits, refusal: String?, responder: @escaping HTTPResponder) {
+    init(limits: ServerLimits, refusal: String?, streams: OpenStreams, responder: @escaping HTTPResponder) {
         self.limits = limits
         self.refusal = refusal
+        self.streams = streams
         self.responder = responder
     }
 
@@ -64,7 +70,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .waitingForHead, .receivingBody:
             let seconds = what == "the idle timeout" ? limits.idleTimeout : limits.requestDeadline
             reply(AdminAPI.error(408, "request not complete within \(what) (\(seconds.nanoseconds / 1_000_000_000) s)"), context: context)
-        case .responding, .done:
+        case .responding, .streaming, .done:
             break  // the request is in; a long reload may take longer than the deadline
         }
     }
@@ -95,9 +101,20 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             let request = HTTPRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: Data(body.readableBytesView))
             let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
-            responder(request) { response in
+            let channel = context.channel
+            let limits = self.limits
+            let reply = HTTPReply(whole: { response in
                 eventLoop.execute { bound.value.handler.reply(response, context: bound.value.context) }
-            }
+            }, stream: { status, contentType, headers in
+                guard channel.isActive else { return nil }
+                let stream = HTTPBodyStream(channel: channel, maxBufferedBytes: limits.maxStreamBufferBytes,
+                                            closeDeadline: limits.responseDeadline)
+                // Runs before any chunk the producer writes: the event loop keeps the order of its tasks.
+                eventLoop.execute { bound.value.handler.beginStream(stream, status: status, contentType: contentType, headers: headers,
+                                                                   context: bound.value.context) }
+                return stream
+            })
+            responder(request, reply)
         }
     }
 
@@ -118,7 +135,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             case .done:
                 return  // the rest of a refused request, being drained
-            case .responding:
+            case .responding, .streaming:
                 break
             }
         }
@@ -134,7 +151,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func reply(_ response: HTTPResponse, context: ChannelHandlerContext) {
         let early: Bool
         switch state {
-        case .done: return
+        case .done, .streaming: return
         case .responding: early = false
         case .waitingForHead, .receivingBody: early = true
         }
@@ -154,5 +171,29 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             channel.close(mode: early ? .output : .all, promise: nil)
         }
         deadline = context.eventLoop.scheduleTask(in: early ? limits.linger : limits.responseDeadline) { channel.close(promise: nil) }
+    }
+
+    /// Writes a streamed answer's head; the body follows through `stream`.
+    private func beginStream(_ stream: HTTPBodyStream, status: Int, contentType: String, headers extra: [String: String],
+                             context: ChannelHandlerContext) {
+        guard case .responding = state, context.channel.isActive else { return stream.close(.clientGone) }
+        state = .streaming(stream)
+        streams.add(stream)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Connection", value: "close")
+        for (name, value) in extra.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        // No Content-Length: NIO's encoder sends the body with chunked transfer encoding.
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// The client went (or the connection broke): a stream's producer stops.
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .streaming(let stream) = state {
+            state = .done
+            stream.close(.clientGone)
+        }
+        context.fireChannelInactive()
     }
 }

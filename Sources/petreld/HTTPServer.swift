@@ -25,10 +25,13 @@ final class HTTPServer: Sendable {
     private let channel: Channel
     private let unixPath: String?
     private let connections: ConnectionCount
+    private let streams: OpenStreams
+    private let limits: ServerLimits
 
     /// Binds and starts serving; `field` names the config setting in errors.
     init(_ endpoint: Endpoint, field: String, group: EventLoopGroup, limits: ServerLimits, responder: @escaping HTTPResponder) throws {
         let connections = ConnectionCount()
+        let streams = OpenStreams()
         let checksPeer: Bool
         switch endpoint {
         case .unix(let path):
@@ -51,10 +54,10 @@ final class HTTPServer: Sendable {
                     return channel.close()
                 }
                 channel.closeFuture.whenComplete { _ in connections.leave() }
-                guard checksPeer else { return HTTPServer.configure(channel, limits: limits, refusal: nil, responder: responder) }
+                guard checksPeer else { return HTTPServer.configure(channel, limits: limits, refusal: nil, streams: streams, responder: responder) }
                 return PeerCredentials.of(channel).flatMap { peer in
                     let refusal = peer.mayAdminister ? nil : "the admin API serves root and petreld's own user only (peer uid \(peer.uid))"
-                    return HTTPServer.configure(channel, limits: limits, refusal: refusal, responder: responder)
+                    return HTTPServer.configure(channel, limits: limits, refusal: refusal, streams: streams, responder: responder)
                 }
             }
             .childChannelOption(.maxMessagesPerRead, value: 4)
@@ -73,9 +76,12 @@ final class HTTPServer: Sendable {
             throw Failure(description: "\(field): cannot listen on \(name): \(error)")
         }
         self.connections = connections
+        self.streams = streams
+        self.limits = limits
     }
 
-    private static func configure(_ channel: Channel, limits: ServerLimits, refusal: String?, responder: @escaping HTTPResponder) -> EventLoopFuture<Void> {
+    private static func configure(_ channel: Channel, limits: ServerLimits, refusal: String?, streams: OpenStreams,
+                                  responder: @escaping HTTPResponder) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             var decoderLimits = NIOHTTPDecoderLimitConfiguration()
             decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
@@ -84,16 +90,20 @@ final class HTTPServer: Sendable {
             try pipeline.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
                                                      withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-            try pipeline.addHandler(HTTPConnectionHandler(limits: limits, refusal: refusal, responder: responder))
+            try pipeline.addHandler(HTTPConnectionHandler(limits: limits, refusal: refusal, streams: streams, responder: responder))
         }
     }
 
     /// Open connections now.
     var openConnections: Int { connections.value }
 
-    /// Stops accepting; removes the unix socket file.
+    /// Streamed answers being written now.
+    var openStreams: Int { streams.count }
+
+    /// Stops accepting, ends the open streams (their clients get the last chunk); removes the unix socket file.
     func stop() {
         try? channel.close().wait()
+        streams.closeAll(grace: limits.streamStopGrace)
         if let unixPath { unlink(unixPath) }
     }
 

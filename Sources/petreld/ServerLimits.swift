@@ -17,6 +17,10 @@ struct ServerLimits: Sendable {
     var maxHeaderBytes = 16 * 1024
     /// Request body; beyond it, 413. Admin requests are small JSON documents.
     var maxBodyBytes = 1 << 20
+    /// A streamed answer's bytes written but not yet taken by its client; beyond it, chunks are dropped and counted.
+    var maxStreamBufferBytes = 1 << 20
+    /// On stopping, how long petreld waits for open streams to send their last chunk.
+    var streamStopGrace: TimeAmount = .seconds(1)
 
     static let standard = ServerLimits()
 }
