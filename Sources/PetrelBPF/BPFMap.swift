@@ -47,10 +47,10 @@ public final class BPFMap: @unchecked Sendable {
 
     /// Creates a map outside any object (used for the per-CPU connection tables).
     public static func create(type: bpf_map_type, name: String, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0) throws(BPFError) -> BPFMap {
-        var options = bpf_map_create_opts()
-        options.sz = MemoryLayout<bpf_map_create_opts>.size
-        options.map_flags = flags
-        let fd = bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries), &options)
+        let fd = withLibbpfOptions(bpf_map_create_opts.self) { options in
+            options.pointee.map_flags = flags
+            return bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries), options)
+        }
         if fd < 0 { throw BPFError("create map '\(name)' (\(maxEntries) entries)", errno: Glibc.errno) }
         return try BPFMap(name: name, fd: fd, ownsFD: true)
     }

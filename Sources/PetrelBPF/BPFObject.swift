@@ -15,11 +15,11 @@ public final class BPFObject: @unchecked Sendable {
     public init(name: String, elf: [UInt8]) throws(BPFError) {
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: elf.count, alignment: 8)
         image.copyBytes(from: elf)
-        var options = bpf_object_open_opts()
-        options.sz = MemoryLayout<bpf_object_open_opts>.size
         let opened: OpaquePointer? = name.withCString { cName in
-            options.object_name = cName
-            return bpf_object__open_mem(image.baseAddress, elf.count, &options)
+            withLibbpfOptions(bpf_object_open_opts.self) { options in
+                options.pointee.object_name = cName
+                return bpf_object__open_mem(image.baseAddress, elf.count, options)
+            }
         }
         guard let opened, libbpf_get_error(UnsafeRawPointer(opened)) == 0 else {
             image.deallocate()

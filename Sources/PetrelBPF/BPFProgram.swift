@@ -45,20 +45,21 @@ public final class BPFProgram: @unchecked Sendable {
     /// buffer (so from the second run on it sees its own output).
     public func testRun(packet: [UInt8], repetitions: UInt32 = 1) throws(BPFError) -> TestRun {
         var output = [UInt8](repeating: 0, count: packet.count + 512)
-        var options = bpf_test_run_opts()
-        options.sz = MemoryLayout<bpf_test_run_opts>.size
-        options.repeat = Int32(clamping: repetitions)
-        options.data_size_out = UInt32(output.count)
-        let result: Int32 = packet.withUnsafeBytes { input in
-            output.withUnsafeMutableBytes { out in
-                options.data_in = input.baseAddress
-                options.data_size_in = UInt32(input.count)
-                options.data_out = out.baseAddress
-                return bpf_prog_test_run_opts(fd, &options)
+        let (result, returnValue, outputSize, duration) = withLibbpfOptions(bpf_test_run_opts.self) { options in
+            options.pointee.repeat = Int32(clamping: repetitions)
+            options.pointee.data_size_out = UInt32(output.count)
+            let result: Int32 = packet.withUnsafeBytes { input in
+                output.withUnsafeMutableBytes { out in
+                    options.pointee.data_in = input.baseAddress
+                    options.pointee.data_size_in = UInt32(input.count)
+                    options.pointee.data_out = out.baseAddress
+                    return bpf_prog_test_run_opts(fd, options)
+                }
             }
+            return (result, options.pointee.retval, options.pointee.data_size_out, options.pointee.duration)
         }
         try check("test-run program '\(name)' on a \(packet.count)-byte packet", result)
-        return TestRun(returnValue: options.retval, packet: Array(output.prefix(Int(options.data_size_out))), nanosecondsPerRun: options.duration)
+        return TestRun(returnValue: returnValue, packet: Array(output.prefix(Int(outputSize))), nanosecondsPerRun: duration)
     }
 
     /// Transmits `packet` for real, `repetitions` times, as if the program had
@@ -68,21 +69,22 @@ public final class BPFProgram: @unchecked Sendable {
         var context = xdp_md()
         context.data_end = UInt32(packet.count)
         context.ingress_ifindex = interfaceIndex
-        var options = bpf_test_run_opts()
-        options.sz = MemoryLayout<bpf_test_run_opts>.size
-        options.repeat = Int32(clamping: repetitions)
-        options.flags = UInt32(BPF_F_TEST_XDP_LIVE_FRAMES)
-        options.batch_size = batchSize
-        let result: Int32 = packet.withUnsafeBytes { input in
-            withUnsafeMutablePointer(to: &context) { contextPointer in
-                options.data_in = input.baseAddress
-                options.data_size_in = UInt32(input.count)
-                options.ctx_in = UnsafeRawPointer(contextPointer)
-                options.ctx_size_in = UInt32(MemoryLayout<xdp_md>.size)
-                return bpf_prog_test_run_opts(fd, &options)
+        let (result, duration) = withLibbpfOptions(bpf_test_run_opts.self) { options in
+            options.pointee.repeat = Int32(clamping: repetitions)
+            options.pointee.flags = UInt32(BPF_F_TEST_XDP_LIVE_FRAMES)
+            options.pointee.batch_size = batchSize
+            let result: Int32 = packet.withUnsafeBytes { input in
+                withUnsafeMutablePointer(to: &context) { contextPointer in
+                    options.pointee.data_in = input.baseAddress
+                    options.pointee.data_size_in = UInt32(input.count)
+                    options.pointee.ctx_in = UnsafeRawPointer(contextPointer)
+                    options.pointee.ctx_size_in = UInt32(MemoryLayout<xdp_md>.size)
+                    return bpf_prog_test_run_opts(fd, options)
+                }
             }
+            return (result, options.pointee.duration)
         }
         try check("transmit live frames with '\(name)'", result)
-        return options.duration
+        return duration
     }
 }

@@ -44,26 +44,17 @@ public enum TCAttachment {
         }
     }
 
-    /// libbpf rejects option structs with non-zero bytes past the fields it knows,
-    /// padding included, so both live in zeroed memory rather than Swift values.
+    /// The hook and the options in zeroed memory (see withLibbpfOptions).
     private static func withHookAndOptions<T>(_ interface: NetworkInterface, _ direction: Direction, _ handle: UInt32, _ priority: UInt32,
                                               _ body: (UnsafeMutablePointer<bpf_tc_hook>, UnsafeMutablePointer<bpf_tc_opts>) -> T) -> T {
-        let hook = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<bpf_tc_hook>.stride, alignment: 8)
-        let options = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<bpf_tc_opts>.stride, alignment: 8)
-        defer {
-            hook.deallocate()
-            options.deallocate()
+        withLibbpfOptions(bpf_tc_hook.self) { hook in
+            withLibbpfOptions(bpf_tc_opts.self) { options in
+                hook.pointee.ifindex = Int32(interface.index)
+                hook.pointee.attach_point = direction.attachPoint
+                options.pointee.handle = handle
+                options.pointee.priority = priority
+                return body(hook, options)
+            }
         }
-        memset(hook, 0, MemoryLayout<bpf_tc_hook>.stride)
-        memset(options, 0, MemoryLayout<bpf_tc_opts>.stride)
-        let hookPointer = hook.bindMemory(to: bpf_tc_hook.self, capacity: 1)
-        let optionsPointer = options.bindMemory(to: bpf_tc_opts.self, capacity: 1)
-        hookPointer.pointee.sz = MemoryLayout<bpf_tc_hook>.stride
-        hookPointer.pointee.ifindex = Int32(interface.index)
-        hookPointer.pointee.attach_point = direction.attachPoint
-        optionsPointer.pointee.sz = MemoryLayout<bpf_tc_opts>.stride
-        optionsPointer.pointee.handle = handle
-        optionsPointer.pointee.priority = priority
-        return body(hookPointer, optionsPointer)
     }
 }

@@ -18,17 +18,17 @@ public enum XDPAttachment {
     /// as an XDP program on the interface and leaves it attached. The kernel keeps
     /// it attached after this process exits, until `detach` is called.
     public static func attach(object: BPFObject, program programName: String, to interface: NetworkInterface, mode: XDPMode) throws(BPFError) {
-        var options = xdp_program_opts()
-        options.sz = MemoryLayout<xdp_program_opts>.size
-        options.obj = object.handle
         let (outcome, log): (Int32, String) = programName.withCString { cName in
-            options.prog_name = cName
-            return LibbpfLog.capturing {
-                guard let program = xdp_program__create(&options) else { return -EINVAL }
-                let error = libxdp_get_error(UnsafeRawPointer(program))
-                if error != 0 { return Int32(error) }
-                defer { xdp_program__close(program) }
-                return xdp_program__attach(program, Int32(interface.index), mode.libxdpMode, 0)
+            withLibbpfOptions(xdp_program_opts.self) { options in
+                options.pointee.obj = object.handle
+                options.pointee.prog_name = cName
+                return LibbpfLog.capturing {
+                    guard let program = xdp_program__create(options) else { return -EINVAL }
+                    let error = libxdp_get_error(UnsafeRawPointer(program))
+                    if error != 0 { return Int32(error) }
+                    defer { xdp_program__close(program) }
+                    return xdp_program__attach(program, Int32(interface.index), mode.libxdpMode, 0)
+                }
             }
         }
         if outcome != 0 {
@@ -46,11 +46,12 @@ public enum XDPAttachment {
     /// every fd it opens: libxdp 1.3's `xdp_multiprog__get_from_ifindex` leaks one
     /// program fd per call, which made every status call and scrape leak one.
     public static func attachedPrograms(on interface: NetworkInterface) throws(BPFError) -> [(name: String, id: UInt32, mode: XDPMode, tag: [UInt8])] {
-        var query = bpf_xdp_query_opts()
-        query.sz = MemoryLayout<bpf_xdp_query_opts>.size
-        try check("query XDP programs on '\(interface.name)'", bpf_xdp_query(Int32(interface.index), 0, &query))
+        let (drvID, skbID) = try withLibbpfOptions(bpf_xdp_query_opts.self) { (query) throws(BPFError) in
+            try check("query XDP programs on '\(interface.name)'", bpf_xdp_query(Int32(interface.index), 0, query))
+            return (query.pointee.drv_prog_id, query.pointee.skb_prog_id)
+        }
         var result: [(String, UInt32, XDPMode, [UInt8])] = []
-        for (id, mode) in [(query.drv_prog_id, XDPMode.native), (query.skb_prog_id, XDPMode.generic)] where id != 0 {
+        for (id, mode) in [(drvID, XDPMode.native), (skbID, XDPMode.generic)] where id != 0 {
             // The program may be gone between the query and here: then it is not attached.
             guard let main = AttachedProgram(id: id) else { continue }
             if main.name == AttachedProgram.libxdpDispatcher {
