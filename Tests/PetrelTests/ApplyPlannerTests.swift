@@ -167,6 +167,74 @@ struct ApplyPlannerTests {
         #expect(store.dataPlaneView == (try expectedView(of: desired)), "the adopted state is rewritten whole, to the same rings")
     }
 
+    @Test("Route changes: between any two writes each client meets its old route's real or its new one, never a third")
+    func sourceRoutesChangeWhole() throws {
+        var (applier, store) = try applier(DataPlaneLimits(maxVips: 8, maxReals: 64, ringSize: limits.ringSize, connectionTableSize: 64))
+        var rng = SeededGenerator(seed: 20_261_202)
+        let reals = (1...4).map { ("198.18.3.\($0)", UInt32(1)) }
+        // Nested prefixes over 10.0.0.0/8, and clients spread over them.
+        let prefixes = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.1.2.200/32", "10.2.0.0/15", "10.3.0.0/16"]
+            .map { IPPrefix($0)! }
+        let clients = ["10.1.2.200", "10.1.2.130", "10.1.2.5", "10.1.9.9", "10.2.0.1", "10.3.4.5", "10.9.9.9", "11.0.0.1"].map(ip)
+        let keys = ["198.18.100.1", "198.18.100.2"].map { VipKey(address: ip($0), port: 80, proto: .tcp) }
+        func expected(_ vips: [Vip]) -> [VipKey: [String]] {
+            Dictionary(uniqueKeysWithValues: keys.map { key in
+                let vip = vips.first { $0.key == key }
+                return (key, clients.map { client in
+                    guard let vip, let route = vip.sourceRoute(for: client),
+                          vip.reals.contains(where: { $0.address == route.real && $0.weight > 0 }) else { return "ring" }
+                    return "\(route.real)"
+                })
+            })
+        }
+        var writesChecked = 0
+        for round in 0..<300 {
+            var desired: [Vip] = []
+            for key in keys where Int.random(in: 0..<5, using: &rng) > 0 {
+                var vip = vip("\(key.address)", reals.map { ($0.0, Int.random(in: 0..<5, using: &rng) == 0 ? 0 : $0.1) })
+                vip.sourceRoutes = prefixes.filter { _ in Bool.random(using: &rng) }
+                    .map { SourceRoute(prefix: $0, real: vip.reals.randomElement(using: &rng)!.address) }
+                desired.append(vip)
+            }
+            let before = Dictionary(uniqueKeysWithValues: keys.map { key in (key, clients.map { store.sourceRouteView(of: key, client: $0) }) })
+            let after = expected(desired)
+            store.afterEachWrite = { store in
+                writesChecked += 1
+                for key in keys where store.vips[key] != nil {
+                    for (c, client) in clients.enumerated() {
+                        let now = store.sourceRouteView(of: key, client: client)
+                        #expect(now != "dangling", "round \(round): \(client) to \(key) meets a released real")
+                        #expect(now == before[key]![c] || now == after[key]![c],
+                                "round \(round): \(client) to \(key) meets \(now), neither \(before[key]![c]) nor \(after[key]![c])")
+                    }
+                }
+            }
+            try applier.apply(desired)
+            store.afterEachWrite = nil
+            for key in keys where desired.contains(where: { $0.key == key }) {
+                #expect(clients.map { store.sourceRouteView(of: key, client: $0) } == after[key]!, "round \(round)")
+            }
+            // Nothing is left behind: the trie holds exactly the routes of the VIPs there are.
+            #expect(store.sourceRoutes.values.reduce(0) { $0 + $1.count } == desired.reduce(0) { $0 + $1.sourceRoutes.count }, "round \(round)")
+        }
+        #expect(writesChecked > 1_000)
+    }
+
+    @Test("Routes over the data plane's limit, all VIPs together, are refused and write nothing")
+    func sourceRouteCapacity() throws {
+        var (applier, store) = try applier()
+        let half = SourceRoute.maxCount / 2 + 1
+        func routed(_ address: String) -> Vip {
+            var vip = vip(address, [("198.18.3.11", 1)])
+            vip.sourceRoutes = (0..<half).map { SourceRoute(prefix: IPPrefix(address: .v4(0x0a00_0000 + UInt32($0)), length: 32), real: ip("198.18.3.11")) }
+            return vip
+        }
+        try applier.apply([routed("198.18.100.1")])
+        store.log = []
+        #expect { try applier.apply([routed("198.18.100.1"), routed("198.18.100.2")]) } throws: { "\($0)".contains("source routes") }
+        #expect(store.log.isEmpty)
+    }
+
     /// What a packet must meet once `vips` are applied: each VIP's Maglev ring, by address.
     func expectedView(of vips: [Vip]) throws -> [VipKey: MemoryMapStore.VipView] {
         var view: [VipKey: MemoryMapStore.VipView] = [:]

@@ -40,6 +40,9 @@
  * destination connection ID carries (Petrel CID format v1, docs/quic.md). */
 #define PETREL_VIP_QUIC               (1u << 3)
 #define PETREL_VIP_KNOWN_FLAGS        0xfu
+/* Set by the control plane (not an operator flag) when the VIP has source routes:
+ * only such VIPs look up the source_routes trie (see petrel_source_route_key). */
+#define PETREL_VIP_SOURCE_ROUTES      (1u << 4)
 
 /* Real flags (petrel_real.flags). */
 /* Reach the real through GUE (UDP) instead of IP-in-IP. */
@@ -176,6 +179,31 @@ struct petrel_quic_server {
 	__u32 real_generation; /* a reused real id does not inherit the route */
 };
 
+/* ---- Source-prefix routing ------------------------------------------------ */
+
+/* Map source_routes (an LPM trie shared by every VIP): a client whose source
+ * address falls in a VIP's prefix goes to the real pinned to it, the longest
+ * prefix winning. The key's prefix covers vip_index whole, then the source
+ * prefix: prefixlen = 32 + the source prefix's length (IPv4: at most 32 + 32,
+ * the address in src_be[0]; IPv6: at most 32 + 128). Every prefix includes all
+ * 32 bits of vip_index, so its byte order does not matter; both sides write it
+ * in host order. A lookup uses PETREL_SOURCE_ROUTE_LOOKUP_LEN. */
+#define PETREL_MAX_SOURCE_ROUTES        16384  /* entries, all VIPs together */
+#define PETREL_SOURCE_ROUTE_VIP_BITS    32
+#define PETREL_SOURCE_ROUTE_LOOKUP_LEN  (PETREL_SOURCE_ROUTE_VIP_BITS + 128)
+
+struct petrel_source_route_key {
+	__u32  prefixlen;
+	__u32  vip_index;    /* petrel_vip_meta.vip_index */
+	__be32 src_be[4];    /* the prefix's address, host bits zero (IPv4: word 0, the rest zero) */
+};
+
+struct petrel_source_route {
+	__u32 real_id;         /* PETREL_NO_REAL: the pinned real is out of service (drained or
+	                          failing its health check); the ring decides */
+	__u32 real_generation; /* a reused real id does not inherit the route */
+};
+
 /* The SYN-flood guard's state on one CPU (map flood_state, per CPU, one entry):
  * new decisions counted in the current one-second window. Above the threshold a
  * decision still forwards but is not written to the connection tables. */
@@ -213,7 +241,7 @@ enum petrel_stat {
 	PETREL_STAT_DROP_TOO_BIG,         /* encapsulated packet would exceed the MTU */
 	PETREL_STAT_DROP_ENCAP_FAILED,    /* the kernel refused to grow the packet */
 	PETREL_STAT_DROP_NO_CONFIG,       /* the control plane has not configured the program */
-	PETREL_STAT_EVENT_NEW_CONNECTION, /* a new decision from the ring */
+	PETREL_STAT_EVENT_NEW_CONNECTION, /* a new decision (the ring's, or a source route's) */
 	PETREL_STAT_EVENT_CONNECTION_HIT, /* the per-CPU connection table knew the flow */
 	PETREL_STAT_EVENT_SHARED_TABLE_HIT, /* the shared connection table knew the flow */
 	PETREL_STAT_EVENT_LRU_MISS,       /* a non-SYN TCP packet of a flow nobody knew */
@@ -226,6 +254,7 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_QUIC_CID_UNKNOWN,  /* format v1 but no real has that id: normal path */
 	PETREL_STAT_EVENT_QUIC_CID_ZERO,     /* format v1 with server id 0: normal path */
 	PETREL_STAT_EVENT_QUIC_CID_MALFORMED,/* too short or another CID format: normal path */
+	PETREL_STAT_EVENT_SOURCE_ROUTED,  /* a new decision made by a source route (client prefix), not the ring */
 	PETREL_STAT_COUNT
 };
 

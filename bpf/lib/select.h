@@ -8,6 +8,7 @@
 #include "jhash.h"
 #include "parse.h"
 #include "stats.h"
+#include "source_route.h"
 
 /* The VIP address filter's bits for the packet's destination: 0 proves that no
  * VIP has this address (see PETREL_ADDR_FILTER_SLOTS). */
@@ -282,29 +283,12 @@ static __always_inline int table_write_allowed(const struct petrel_config *cfg, 
 	return 0;
 }
 
-/* Returns PARSE_OK with out filled, or the reason no real can take the packet.
- * A flow the tables know brings its hash along; only a new decision hashes. */
-static __always_inline int choose_real(const struct packet *pkt, const struct petrel_vip_meta *vip,
-				       const struct petrel_config *cfg, struct petrel_counters *counters,
-				       struct choice *out)
+/* The ring's real for out->hash: PARSE_OK with out filled, or DROP_NO_REAL. */
+static __always_inline int ring_choice(const struct petrel_vip_meta *vip, struct choice *out)
 {
-	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
-	struct flow_tables tables;
 	__u32 slot, ring_size = load_settings.ring_size;
 	__u32 *row;
 
-	if (use_tables) {
-		open_tables(pkt, &tables);
-		if (!tables.cpu)
-			count_stat(counters, PETREL_STAT_EVENT_NO_CPU_TABLE);
-		/* A SYN opens a new connection: it always takes a fresh decision. */
-		if (!pkt->tcp_syn && choice_from_tables(pkt, &tables, counters, out))
-			return PARSE_OK;
-		if (pkt->flow.protocol == IPPROTO_TCP && !pkt->tcp_syn && !pkt->icmp_error)
-			count_stat(counters, PETREL_STAT_EVENT_LRU_MISS);
-	}
-
-	out->hash = flow_hash(&pkt->flow, vip->flags);
 	row = bpf_map_lookup_elem(&ring, &vip->ring_row);
 	slot = petrel_ring_slot(out->hash, ring_size);
 	/* The compiler knows slot < ring_size and would drop the check below; the
@@ -318,6 +302,47 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	out->real = bpf_map_lookup_elem(&reals, &out->real_id);
 	if (!out->real || !out->real->family)
 		return PETREL_STAT_DROP_NO_REAL;
+	return PARSE_OK;
+}
+
+/* Returns PARSE_OK with out filled, or the reason no real can take the packet.
+ * A flow the tables know brings its hash along; only a new decision hashes.
+ * A new decision is the client's source route if it has one, else the ring's. */
+static __always_inline int choose_real(const struct packet *pkt, const struct petrel_vip_meta *vip,
+				       const struct petrel_config *cfg, struct petrel_counters *counters,
+				       struct choice *out)
+{
+	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
+	struct flow_tables tables;
+	int reason;
+
+	if (use_tables) {
+		open_tables(pkt, &tables);
+		if (!tables.cpu)
+			count_stat(counters, PETREL_STAT_EVENT_NO_CPU_TABLE);
+		/* A SYN opens a new connection: it always takes a fresh decision. */
+		if (!pkt->tcp_syn && choice_from_tables(pkt, &tables, counters, out))
+			return PARSE_OK;
+		if (pkt->flow.protocol == IPPROTO_TCP && !pkt->tcp_syn && !pkt->icmp_error)
+			count_stat(counters, PETREL_STAT_EVENT_LRU_MISS);
+	}
+
+	out->hash = flow_hash(&pkt->flow, vip->flags);
+	/* One flag test: VIPs without source routes never touch the trie. */
+	out->real = 0;
+	if (vip->flags & PETREL_VIP_SOURCE_ROUTES) {
+		out->real_id = source_routed_real_id(&pkt->flow, vip->vip_index);
+		if (out->real_id != PETREL_NO_REAL)
+			out->real = bpf_map_lookup_elem(&reals, &out->real_id);
+	}
+	if (out->real) {
+		if (!pkt->icmp_error)
+			count_stat(counters, PETREL_STAT_EVENT_SOURCE_ROUTED);
+	} else {
+		reason = ring_choice(vip, out);
+		if (reason != PARSE_OK)
+			return reason;
+	}
 
 	if (!pkt->icmp_error) {
 		count_stat(counters, PETREL_STAT_EVENT_NEW_CONNECTION);

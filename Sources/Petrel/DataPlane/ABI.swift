@@ -98,3 +98,30 @@ extension Encapsulation {
 
     init(realFlags: UInt8) { self = realFlags & UInt8(PETREL_REAL_GUE) != 0 ? .gue : .ipip }
 }
+
+extension VipFlags {
+    /// PETREL_VIP_SOURCE_ROUTES: written by the planner for a VIP with source routes,
+    /// never an operator's flag (not in `known`, not in `named`).
+    static let sourceRoutes = VipFlags(rawValue: UInt32(PETREL_VIP_SOURCE_ROUTES))
+}
+
+extension IPPrefix {
+    /// The prefix as a key of the source_routes trie, for the VIP with this stats index.
+    func abiSourceRouteKey(vipIndex: UInt32) -> petrel_source_route_key {
+        var key = petrel_source_route_key()
+        key.prefixlen = UInt32(PETREL_SOURCE_ROUTE_VIP_BITS) + UInt32(length)
+        key.vip_index = vipIndex
+        key.src_be = address.abiWords
+        return key
+    }
+
+    /// A trie key read back: the VIP's stats index and the prefix. An IPv4 prefix
+    /// is told apart by `family` (the VIP's), as the key itself cannot say.
+    init?(abiSourceRouteKey key: petrel_source_route_key, family: AddressFamily) {
+        let length = Int(key.prefixlen) - Int(PETREL_SOURCE_ROUTE_VIP_BITS)
+        guard length >= 0,
+              let address = IPAddress(abiWords: key.src_be, family: family == .ipv4 ? UInt8(PETREL_FAMILY_IPV4) : UInt8(PETREL_FAMILY_IPV6))
+        else { return nil }
+        self.init(address: address, length: length)
+    }
+}

@@ -23,6 +23,10 @@ struct AppliedState {
     var realEncapsulation: [IPAddress: Encapsulation] = [:]
     /// Per `quic` VIP, its server ids as written to quic_servers.
     var quicServers: [VipKey: [UInt16: IPAddress]] = [:]
+    /// Per VIP stats index, the source routes as written to source_routes. Kept by
+    /// index, not VIP: entries a killed apply left under a free index are known,
+    /// and cleared before the index is given to a new VIP.
+    var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
 
     init(limits: DataPlaneLimits) {
         realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
@@ -59,12 +63,19 @@ struct AppliedState {
                 }
             }
             if !servers.isEmpty { state.quicServers[key] = servers.compactMapValues { state.realAddresses[$0] } }
-            state.vips[key] = Vip(key: key, flags: entry.flags, reals: reals.sorted { $0.address < $1.address })
+            // Routes to a real out of service (id 0) do not say which real: they are
+            // left out here, and the next apply (a full rewrite) writes them again.
+            let routes = (snapshot.sourceRoutes[entry.statsIndex] ?? [:]).sorted { $0.key < $1.key }.compactMap { prefix, target in
+                state.realAddresses[target.realId].map { SourceRoute(prefix: prefix, real: $0) }
+            }
+            state.vips[key] = Vip(key: key, flags: entry.flags.subtracting(.sourceRoutes), reals: reals.sorted { $0.address < $1.address },
+                                  sourceRoutes: routes)
             for real in reals { state.realUsers[real.address, default: 0] += 1 }
             state.vipIndex[key] = entry.statsIndex
             state.ringRow[key] = entry.row
             state.rows[entry.row] = entry.slots
         }
+        state.sourceRoutes = snapshot.sourceRoutes
         // The kernel's filter holds at least these bits (a VIP enters it before its
         // entry is written); extra bits a killed apply left behind cost a lookup only.
         state.addressFilter = AddressFilter(vips: state.vips.keys)

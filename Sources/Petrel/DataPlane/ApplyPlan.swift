@@ -20,6 +20,8 @@ struct ApplyPlan {
     private let encapsulationOf: [IPAddress: Encapsulation]
     /// Reals that stay but are now reached another way (IP-in-IP <-> GUE).
     private let reencapsulated: [(IPAddress, UInt32)]
+    /// The trie entries each added or changed VIP must end up with.
+    private let sourceRouteTargets: [VipKey: [IPPrefix: SourceRouteTarget]]
     init(desired list: [Vip], current: AppliedState, limits: DataPlaneLimits) throws(PetrelError) {
         var desired: [VipKey: Vip] = [:]
         var position: [VipKey: Int] = [:]
@@ -49,6 +51,7 @@ struct ApplyPlan {
         let encapsulation = try ApplyPlan.checkEncapsulation(desired: desired, position: position, checked: added + changed,
                                                              removedOrChanged: changed + removed, current: current)
         try ApplyPlan.checkQuicCapacity(desired: desired, checked: added + changed, leaving: changed + removed, current: current)
+        try ApplyPlan.checkSourceRouteCapacity(desired: desired, checked: added + changed, leaving: changed + removed, current: current)
 
         var realUsers = current.realUsers
         for key in changed + removed { for real in current.vips[key]!.reals { realUsers[real.address]! -= 1 } }
@@ -110,6 +113,15 @@ struct ApplyPlan {
             newRows[key] = freeRows.next()!
         }
 
+        // Source routes name reals by id: a new real's id and its next generation.
+        let newIds = Set(newReals.map(\.1))
+        var sourceRouteTargets: [VipKey: [IPPrefix: SourceRouteTarget]] = [:]
+        for key in added + changed {
+            sourceRouteTargets[key] = ApplyPlan.sourceRouteTargets(of: desired[key]!, realIds: realIds) { id in
+                newIds.contains(id) ? current.generation(ofReal: id) &+ 1 : current.generation(ofReal: id)
+            }
+        }
+        self.sourceRouteTargets = sourceRouteTargets
         self.desired = desired
         self.added = added
         self.changed = changed
@@ -176,6 +188,47 @@ struct ApplyPlan {
         }
     }
 
+    static func checkSourceRouteCapacity(desired: [VipKey: Vip], checked: [VipKey], leaving: [VipKey], current: AppliedState) throws(PetrelError) {
+        var total = current.vips.values.reduce(0) { $0 + $1.sourceRoutes.count }
+        for key in leaving { total -= current.vips[key]?.sourceRoutes.count ?? 0 }
+        for key in checked { total += desired[key]!.sourceRoutes.count }
+        guard total <= SourceRoute.maxCount else {
+            throw .limitExceeded(limit: "source routes (all VIPs)", requested: total, maximum: SourceRoute.maxCount)
+        }
+    }
+
+    /// A VIP's source routes as its trie entries must hold them: each prefix's real
+    /// id and generation, or out of service while the real has weight 0 (drained, or
+    /// down by its health check: the ring places those clients meanwhile).
+    static func sourceRouteTargets(of vip: Vip, realIds: [IPAddress: UInt32], generation: (UInt32) -> UInt32) -> [IPPrefix: SourceRouteTarget] {
+        var weight: [IPAddress: UInt32] = [:]
+        for real in vip.reals { weight[real.address] = real.weight }
+        var targets: [IPPrefix: SourceRouteTarget] = [:]
+        for route in vip.sourceRoutes {
+            guard let id = realIds[route.real], weight[route.real, default: 0] > 0 else {
+                targets[route.prefix] = .outOfService
+                continue
+            }
+            targets[route.prefix] = SourceRouteTarget(realId: id, generation: generation(id))
+        }
+        return targets
+    }
+
+    /// The route writes that take a VIP's trie entries from `current` to `wanted`,
+    /// split around the VIP's own entry so that each client address meets its old
+    /// real or its new one, never a third: new and changed prefixes before the VIP
+    /// entry, longest first; removed prefixes after it, shortest first. (A longer
+    /// prefix written first hides the shorter one's change until it matters; a
+    /// shorter one removed first is still hidden by the longer one.)
+    static func sourceRouteWrites(vipIndex: UInt32, current: [IPPrefix: SourceRouteTarget], wanted: [IPPrefix: SourceRouteTarget])
+        -> (before: [MapWrite], after: [MapWrite]) {
+        let before = wanted.filter { current[$0.key] != $0.value }.sorted { ($0.key.length, $1.key) > ($1.key.length, $0.key) }
+            .map { MapWrite.sourceRoute(vipIndex: vipIndex, prefix: $0.key, target: $0.value) }
+        let after = current.keys.filter { wanted[$0] == nil }.sorted { ($0.length, $0) < ($1.length, $1) }
+            .map { MapWrite.sourceRoute(vipIndex: vipIndex, prefix: $0, target: nil) }
+        return (before, after)
+    }
+
     // MARK: The writes, in order
 
     /// The writes that carry the data plane from `current` (the state this plan
@@ -203,6 +256,7 @@ struct ApplyPlan {
         // Same id and generation: the real's flows stay, only the way to it changes.
         for (address, id) in reencapsulated { writes.append(.realEncapsulation(id: id, encapsulation: encapsulationOf[address]!)) }
         let realIds = newReals.reduce(into: current.realIds) { $0[$1.0] = $1.1 }
+        var routeDeletes: [MapWrite] = []
         for key in added + changed {
             let index = newIndices[key] ?? current.vipIndex[key]!
             if let row = newRows[key] { writes.append(.ringRow(row: row, slots: rings[key]!)) }
@@ -217,10 +271,22 @@ struct ApplyPlan {
             for serverId in (current.quicServers[key] ?? [:]).keys.sorted() where wanted[serverId] == nil {
                 writes.append(.quicServer(vipIndex: index, serverId: serverId, realId: nil, generation: 0))
             }
-            writes.append(.vip(key, flags: desired[key]!.flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
+            // Routes of an added VIP are all written before its entry, removals of what
+            // a killed apply left under its index too: nothing sees them before.
+            let routes = ApplyPlan.sourceRouteWrites(vipIndex: index, current: current.sourceRoutes[index] ?? [:],
+                                                     wanted: sourceRouteTargets[key]!)
+            if newIndices[key] != nil { writes += routes.after }
+            writes += routes.before
+            if newIndices[key] == nil { routeDeletes += routes.after }
+            var flags = desired[key]!.flags
+            if !desired[key]!.sourceRoutes.isEmpty { flags.insert(.sourceRoutes) }
+            writes.append(.vip(key, flags: flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
         }
+        writes += routeDeletes
         for key in removed {
             writes.append(.removeVip(key))
+            let index = current.vipIndex[key]!
+            writes += ApplyPlan.sourceRouteWrites(vipIndex: index, current: current.sourceRoutes[index] ?? [:], wanted: [:]).after
             for serverId in (current.quicServers[key] ?? [:]).keys.sorted() {
                 writes.append(.quicServer(vipIndex: current.vipIndex[key]!, serverId: serverId, realId: nil, generation: 0))
             }
@@ -245,6 +311,8 @@ struct ApplyPlan {
             let servers = ApplyPlan.quicServers(of: desired[key]!)
             state.quicServers[key] = servers.isEmpty ? nil : servers
             if let index = newIndices[key] { state.vipIndex[key] = index }
+            let targets = sourceRouteTargets[key]!
+            state.sourceRoutes[newIndices[key] ?? current.vipIndex[key]!] = targets.isEmpty ? nil : targets
             if let row = newRows[key] {
                 if let oldRow = current.ringRow[key] { state.rows[oldRow] = nil }
                 state.rows[row] = rings[key]!
@@ -256,6 +324,7 @@ struct ApplyPlan {
             state.vipIndex[key] = nil
             state.ringRow[key] = nil
             state.quicServers[key] = nil
+            state.sourceRoutes[current.vipIndex[key]!] = nil
         }
         for (address, id) in releasedReals {
             state.realIds[address] = nil
@@ -275,7 +344,10 @@ struct ApplyPlan {
         report.vipsAdded = added.count
         // Changed as the data plane sees it: its flags or its ring. After adopting pinned maps
         // every VIP is rewritten (weights are not in the maps), and most are as they were.
-        report.vipsChanged = changed.filter { newRows[$0] != nil || current.vips[$0]?.flags != desired[$0]!.flags }.count
+        report.vipsChanged = changed.filter {
+            newRows[$0] != nil || current.vips[$0]?.flags != desired[$0]!.flags
+                || current.sourceRoutes[current.vipIndex[$0]!] ?? [:] != sourceRouteTargets[$0]!
+        }.count
         report.vipsRemoved = removed.count
         report.realsAdded = newReals.count
         report.realsRemoved = releasedReals.count

@@ -7,7 +7,8 @@ struct BalancerMaps {
     static let programName = "petrel_balancer"
     /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
-                        "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers"]
+                        "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
+                        "source_routes"]
 
     let config: BPFMap
     /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.
@@ -27,6 +28,8 @@ struct BalancerMaps {
     let realStats: BPFMap
     /// (VIP stats index, QUIC server id) -> real id (bpf/lib/quic.h).
     let quicServers: BPFMap
+    /// (VIP stats index, client prefix) -> real id: an LPM trie (bpf/lib/source_route.h).
+    let sourceRoutes: BPFMap
     /// Every map by name, for pinning and for sharing with the attached copy.
     let all: [String: BPFMap]
 
@@ -75,6 +78,7 @@ struct BalancerMaps {
         vipStats = all["vip_stats"]!
         realStats = all["real_stats"]!
         quicServers = all["quic_servers"]!
+        sourceRoutes = all["source_routes"]!
     }
 
     /// Opens a fresh copy of the balancer object whose maps are these maps, sized

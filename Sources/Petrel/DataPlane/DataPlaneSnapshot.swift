@@ -22,6 +22,14 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
     public var realEncapsulation: [UInt32: Encapsulation] = [:]
     /// Per VIP stats index: QUIC server id -> real id (map quic_servers).
     public var quicServers: [UInt32: [UInt16: UInt32]] = [:]
+    /// Per VIP stats index: each source route's prefix and what it names (map
+    /// source_routes). Prefixes under an index no VIP uses read as IPv6.
+    var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
+
+    /// Per VIP: its source routes' prefixes and the real id each names (0: the real is out of service).
+    public func sourceRouteIds(of key: VipKey) -> [IPPrefix: UInt32]? {
+        vips[key].map { entry in (sourceRoutes[entry.statsIndex] ?? [:]).mapValues(\.realId) }
+    }
 
     /// The real addresses a VIP's ring sends new flows to, slot by slot (nil: empty slot or unknown id).
     public func ringAddresses(of key: VipKey) -> [IPAddress?]? {
@@ -67,8 +75,17 @@ extension DataPlaneSnapshot {
                 guard let server = try maps.quicServers.lookup(key, as: petrel_quic_server.self) else { continue }
                 quicServers[key.vip_index, default: [:]][UInt16(truncatingIfNeeded: key.server_id)] = server.real_id
             }
+            // The trie's keys do not say the family: the VIP with that index does.
+            var familyOf: [UInt32: AddressFamily] = [:]
+            for (key, entry) in vips { familyOf[entry.statsIndex] = key.address.family }
+            var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
+            for key in try maps.sourceRoutes.keys(as: petrel_source_route_key.self) {
+                guard let route = try maps.sourceRoutes.lookup(key, as: petrel_source_route.self),
+                      let prefix = IPPrefix(abiSourceRouteKey: key, family: familyOf[key.vip_index] ?? .ipv6) else { continue }
+                sourceRoutes[key.vip_index, default: [:]][prefix] = SourceRouteTarget(realId: route.real_id, generation: route.real_generation)
+            }
             return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations,
-                                     realEncapsulation: encapsulation, quicServers: quicServers)
+                                     realEncapsulation: encapsulation, quicServers: quicServers, sourceRoutes: sourceRoutes)
         }
     }
 }

@@ -61,6 +61,16 @@ final class KernelMapStore: MapStore {
                 } else {
                     try maps.quicServers.delete(key)
                 }
+            case let .sourceRoute(vipIndex, prefix, target):
+                let key = prefix.abiSourceRouteKey(vipIndex: vipIndex)
+                if let target {
+                    var value = petrel_source_route()
+                    value.real_id = target.realId
+                    value.real_generation = target.generation
+                    try maps.sourceRoutes.update(key, value)
+                } else {
+                    try maps.sourceRoutes.delete(key)
+                }
             }
         }
     }

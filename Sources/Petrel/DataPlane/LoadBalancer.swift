@@ -290,7 +290,7 @@ public final class LoadBalancer: @unchecked Sendable {
     /// computed from the same hash and ring as the BPF program, plus what the
     /// shared connection table remembers for the flow. (A CPU's own table is
     /// consulted first by the data plane and normally agrees; a SYN always
-    /// takes the ring's real.) On a `quic` VIP, `quicPayload` is the UDP payload
+    /// takes a new decision: its source route's real, else the ring's.) On a `quic` VIP, `quicPayload` is the UDP payload
     /// (at least the first byte and the connection ID): a short header whose
     /// server id names a real of the VIP goes there, as in bpf/lib/quic.h.
     public func explain(_ flow: Flow, quicPayload: [UInt8]? = nil) throws(PetrelError) -> Explanation {
@@ -320,9 +320,14 @@ public final class LoadBalancer: @unchecked Sendable {
             remembered = address
         }
         let encapsulation = Dictionary(vip.reals.map { ($0.address, $0.encapsulation) }, uniquingKeysWith: { a, _ in a })
+        // `vip` is as written, after health checks: a real out of service has weight 0 here.
+        let sourceRoute = vip.sourceRoute(for: flow.source).map { route in
+            SourceRouteDecision(prefix: route.prefix, real: route.real,
+                                inService: vip.reals.contains { $0.address == route.real && $0.weight > 0 })
+        }
         return Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
                            ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered,
-                           quic: quic, encapsulationByReal: encapsulation)
+                           quic: quic, encapsulationByReal: encapsulation, sourceRoute: sourceRoute)
     }
 
     /// Slots per real in a VIP's ring as written to the kernel, or nil for an unknown VIP.
@@ -371,9 +376,12 @@ public struct Explanation: Sendable, CustomStringConvertible {
     public let quic: QuicRouting?
     /// How each real of the VIP is reached (IP-in-IP or GUE).
     public let encapsulationByReal: [IPAddress: Encapsulation]
+    /// The VIP's source route whose prefix is the longest to contain the client, if any.
+    public let sourceRoute: SourceRouteDecision?
 
     public init(flow: Flow, vip: VipKey?, flags: VipFlags, hash: UInt32, ringSlot: Int?, ringReal: IPAddress?,
-                rememberedReal: IPAddress?, quic: QuicRouting? = nil, encapsulationByReal: [IPAddress: Encapsulation] = [:]) {
+                rememberedReal: IPAddress?, quic: QuicRouting? = nil, encapsulationByReal: [IPAddress: Encapsulation] = [:],
+                sourceRoute: SourceRouteDecision? = nil) {
         self.flow = flow
         self.vip = vip
         self.flags = flags
@@ -383,11 +391,16 @@ public struct Explanation: Sendable, CustomStringConvertible {
         self.rememberedReal = rememberedReal
         self.quic = quic
         self.encapsulationByReal = encapsulationByReal
+        self.sourceRoute = sourceRoute
     }
 
+    /// Where a new connection of this flow goes (a SYN, or a flow no table knows):
+    /// its source route's real if that real is in service, else the ring's.
+    public var newConnectionReal: IPAddress? { sourceRoute.flatMap { $0.inService ? $0.real : nil } ?? ringReal }
+
     /// Where the next packet of this flow goes: the real a QUIC connection ID names,
-    /// else its remembered real, else the ring's.
-    public var real: IPAddress? { quic?.real ?? rememberedReal ?? ringReal }
+    /// else its remembered real, else a new decision's.
+    public var real: IPAddress? { quic?.real ?? rememberedReal ?? newConnectionReal }
     /// How the packet is encapsulated towards `real`.
     public var encapsulation: Encapsulation? { real.flatMap { encapsulationByReal[$0] } }
 
@@ -396,13 +409,34 @@ public struct Explanation: Sendable, CustomStringConvertible {
         var lines = ["\(flow)", "  VIP      \(vip)" + (flags.isEmpty ? "" : " flags \(flags.names.joined(separator: ","))"),
                      "  hash     0x\(String(hash, radix: 16).leftPadded(to: 8)) -> ring slot \(ringSlot ?? 0)"]
         lines.append("  ring     \(ringReal.map { "\($0)" } ?? "no real (the VIP has no real with weight > 0): dropped")")
+        if let sourceRoute {
+            lines.append("  source   \(sourceRoute.prefix) -> \(sourceRoute.real) (the longest prefix containing the client)"
+                + (sourceRoute.inService ? "" : ": out of service (weight 0), the ring decides"))
+        }
         if let rememberedReal {
-            lines.append("  remembered by the connection table: \(rememberedReal)" + (rememberedReal == ringReal ? "" : " (kept although the ring changed)"))
+            lines.append("  remembered by the connection table: \(rememberedReal)" + (rememberedReal == newConnectionReal ? "" : " (kept although the ring or route changed)"))
         }
         if let quic {
             lines.append("  QUIC     \(quic.outcome)" + (quic.real.map { " -> \($0)" } ?? (quic.outcome.serverId != nil ? ": no real has that id, normal path" : "")))
         }
         lines.append("  => \(real.map { "forwarded to \($0)" + (encapsulation == .gue ? " in GUE" : "") } ?? "dropped (no real)")")
         return lines.joined(separator: "\n")
+    }
+}
+
+/// The source route that matches a flow's client, as `explain` reports it.
+public struct SourceRouteDecision: Sendable, Equatable {
+    /// The longest of the VIP's prefixes that contains the client's address.
+    public let prefix: IPPrefix
+    /// The real it pins the client to.
+    public let real: IPAddress
+    /// False while that real has weight 0 (drained, or down by its health check):
+    /// new connections are then placed by the ring.
+    public let inService: Bool
+
+    public init(prefix: IPPrefix, real: IPAddress, inService: Bool) {
+        self.prefix = prefix
+        self.real = real
+        self.inService = inService
     }
 }

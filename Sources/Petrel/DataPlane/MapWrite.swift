@@ -1,3 +1,5 @@
+import CPetrelABI
+
 /// One write to the balancer's VIP, real and ring maps. An apply is planned as
 /// an ordered list of these (`ApplyPlan.writes`), so its order, which is what
 /// keeps every packet seeing a whole old or a whole new VIP, is visible and
@@ -25,6 +27,18 @@ enum MapWrite: Hashable, Sendable {
     /// A QUIC server id of the VIP with this stats index names this real (of this
     /// generation); a nil real removes the id.
     case quicServer(vipIndex: UInt32, serverId: UInt16, realId: UInt32?, generation: UInt32)
+    /// A source route of the VIP with this stats index: clients in `prefix` go to
+    /// `target`'s real; a nil target removes the route.
+    case sourceRoute(vipIndex: UInt32, prefix: IPPrefix, target: SourceRouteTarget?)
+}
+
+/// What a source route's trie entry holds: a real id and its generation, or id 0
+/// (`outOfService`) while the real has weight 0 (drained or down): the ring decides.
+struct SourceRouteTarget: Hashable, Sendable {
+    var realId: UInt32
+    var generation: UInt32
+
+    static let outOfService = SourceRouteTarget(realId: UInt32(PETREL_NO_REAL), generation: 0)
 }
 
 /// Where planned writes go: the kernel's maps (`KernelMapStore`), or memory in

@@ -41,6 +41,7 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventQuicCIDUnknown
     case eventQuicCIDZero
     case eventQuicCIDMalformed
+    case eventSourceRouted
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -70,6 +71,7 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventQuicCIDUnknown: "event_quic_cid_unknown"
         case .eventQuicCIDZero: "event_quic_cid_zero"
         case .eventQuicCIDMalformed: "event_quic_cid_malformed"
+        case .eventSourceRouted: "event_source_routed"
         }
     }
 

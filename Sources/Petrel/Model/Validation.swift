@@ -206,6 +206,7 @@ extension Vip {
             }
         }
         issues += validateQuic(at: path)
+        issues += validateSourceRoutes(at: path)
         if let ringSize, reals.count >= ringSize {
             issues.append(ValidationIssue(path.appending("reals"), value: "\(reals.count) reals",
                                           expected: "must be fewer than ring_size (\(ringSize)) reals"))
@@ -242,6 +243,49 @@ extension Vip {
                 }
             case (false, nil):
                 break
+            }
+        }
+        return issues
+    }
+}
+
+extension Vip {
+    /// Source routes: each prefix of the VIP's family (its clients'), no bits after
+    /// its length (refused, not silently cleared: `10.1.2.3/8` is likely a typo),
+    /// listed once; each real one of the VIP's reals; at most `SourceRoute.maxCount`.
+    /// Overlapping prefixes are fine: the longest wins.
+    func validateSourceRoutes(at path: FieldPath) -> [ValidationIssue] {
+        var issues: [ValidationIssue] = []
+        let routesPath = path.appending("source_routes")
+        if sourceRoutes.count > SourceRoute.maxCount {
+            issues.append(ValidationIssue(routesPath, value: "\(sourceRoutes.count) routes",
+                                          expected: "must be at most \(SourceRoute.maxCount) routes (the data plane's limit, all VIPs together)"))
+        }
+        let realAddresses = Set(reals.map(\.address))
+        var firstIndex: [IPPrefix: Int] = [:]
+        for (index, route) in sourceRoutes.enumerated() {
+            let routePath = routesPath.appending(index)
+            let prefix = route.prefix
+            let family = key.address.family
+            if prefix.address.family != family {
+                issues.append(ValidationIssue(routePath.appending("prefix"), value: "\(prefix)",
+                                              expected: "must be an \(family == .ipv4 ? "IPv4" : "IPv6") prefix like the VIP \(key.address) (its clients' addresses)"))
+            } else if prefix.length < 0 || prefix.length > prefix.maxLength {
+                issues.append(ValidationIssue(routePath.appending("prefix"), value: "\(prefix)",
+                                              expected: "must have a length between 0 and \(prefix.maxLength)"))
+            } else if prefix.network != prefix {
+                issues.append(ValidationIssue(routePath.appending("prefix"), value: "\(prefix)",
+                                              expected: "must have no address bits set after its length (\(prefix.network)?)"))
+            } else if let first = firstIndex[prefix] {
+                issues.append(ValidationIssue(routePath.appending("prefix"), value: "\(prefix)",
+                                              expected: "must not repeat a prefix of this VIP (it is source_routes[\(first)] too)"))
+            } else {
+                firstIndex[prefix] = index
+            }
+            if !realAddresses.contains(route.real) {
+                issues.append(ValidationIssue(routePath.appending("real"), value: "\(route.real)",
+                                              expected: "must be one of this VIP's reals"
+                                                + (reals.isEmpty ? " (it has none)" : reals.count > 8 ? "" : " (\(reals.map { "\($0.address)" }.joined(separator: ", ")))")))
             }
         }
         return issues

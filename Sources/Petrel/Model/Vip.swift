@@ -81,15 +81,18 @@ public struct Real: Hashable, Sendable {
     }
 }
 
-/// A VIP with its flags and reals: the unit the control plane applies.
+/// A VIP with its flags, reals and source routes: the unit the control plane applies.
 public struct Vip: Hashable, Sendable {
     public var key: VipKey
     public var flags: VipFlags
     public var reals: [Real]
+    /// Client prefixes pinned to one of `reals` each; the longest matching prefix wins.
+    public var sourceRoutes: [SourceRoute]
 
-    public init(key: VipKey, flags: VipFlags = [], reals: [Real] = []) {
+    public init(key: VipKey, flags: VipFlags = [], reals: [Real] = [], sourceRoutes: [SourceRoute] = []) {
         self.key = key
         self.flags = flags
         self.reals = reals
+        self.sourceRoutes = sourceRoutes
     }
 }

@@ -17,6 +17,8 @@ final class MemoryMapStore: MapStore {
     var filter: [UInt32: UInt32] = [:]
     var encapsulation: [UInt32: Encapsulation] = [:]
     var quicServers: [UInt32: [UInt16: UInt32]] = [:]
+    /// The source_routes trie: per VIP stats index, prefix -> (real id, generation).
+    var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -39,6 +41,9 @@ final class MemoryMapStore: MapStore {
         case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
         case let .realEncapsulation(id, value): encapsulation[id] = value
         case let .quicServer(vipIndex, serverId, realId, _): quicServers[vipIndex, default: [:]][serverId] = realId
+        case let .sourceRoute(vipIndex, prefix, target):
+            sourceRoutes[vipIndex, default: [:]][prefix] = target
+            if sourceRoutes[vipIndex]?.isEmpty == true { sourceRoutes[vipIndex] = nil }
         }
         log.append(write)
         afterEachWrite?(self)
@@ -57,6 +62,7 @@ final class MemoryMapStore: MapStore {
             snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [])
         }
         snapshot.quicServers = quicServers.filter { !$0.value.isEmpty }
+        snapshot.sourceRoutes = sourceRoutes
         return snapshot
     }
 
@@ -87,5 +93,20 @@ final class MemoryMapStore: MapStore {
             }
             return VipView(flags: entry.flags, slots: slots)
         }
+    }
+}
+
+extension MemoryMapStore {
+    /// What a new flow from `client` to the VIP meets in the trie, as the data plane
+    /// looks: nothing unless the VIP carries the source-routes flag; else the longest
+    /// prefix's real address, "ring" for none or a real out of service, "dangling"
+    /// for a released or reused real.
+    func sourceRouteView(of key: VipKey, client: IPAddress) -> String {
+        guard let entry = vips[key], entry.flags.contains(.sourceRoutes) else { return "ring" }
+        let routes = sourceRoutes[entry.statsIndex] ?? [:]
+        guard let best = routes.keys.filter({ $0.contains(client) }).max(by: { $0.length < $1.length }), let target = routes[best],
+              target.realId != 0 else { return "ring" }
+        guard let real = reals[target.realId], let address = real.address else { return "dangling" }
+        return real.generation == target.generation ? "\(address)" : "dangling"
     }
 }
