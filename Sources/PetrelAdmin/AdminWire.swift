@@ -31,6 +31,21 @@ public struct RealDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A source route as JSON: `{"prefix": "10.0.0.0/8", "real": "198.18.3.11"}`.
+public struct SourceRouteDocument: Codable, Sendable, Equatable {
+    public var prefix: String
+    public var real: String
+
+    public init(prefix: String, real: String) {
+        self.prefix = prefix
+        self.real = real
+    }
+
+    public init(_ route: SourceRoute) {
+        self.init(prefix: "\(route.prefix)", real: "\(route.real)")
+    }
+}
+
 /// A VIP as JSON: `{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "flags": [], "reals": [...]}`.
 public struct VipDocument: Codable, Sendable, Equatable {
     public var `protocol`: String
@@ -38,18 +53,28 @@ public struct VipDocument: Codable, Sendable, Equatable {
     public var port: Int
     public var flags: [String]?
     public var reals: [RealDocument]?
+    /// Client prefixes pinned to reals; absent when the VIP has none.
+    public var sourceRoutes: [SourceRouteDocument]?
 
-    public init(protocol: String, address: String, port: Int, flags: [String]? = nil, reals: [RealDocument]? = nil) {
+    enum CodingKeys: String, CodingKey {
+        case `protocol`, address, port, flags, reals
+        case sourceRoutes = "source_routes"
+    }
+
+    public init(protocol: String, address: String, port: Int, flags: [String]? = nil, reals: [RealDocument]? = nil,
+                sourceRoutes: [SourceRouteDocument]? = nil) {
         self.protocol = `protocol`
         self.address = address
         self.port = port
         self.flags = flags
         self.reals = reals
+        self.sourceRoutes = sourceRoutes
     }
 
     public init(_ vip: Vip) {
         self.init(protocol: vip.key.proto.rawValue, address: "\(vip.key.address)", port: Int(vip.key.port),
-                  flags: vip.flags.names, reals: vip.reals.map(RealDocument.init))
+                  flags: vip.flags.names, reals: vip.reals.map(RealDocument.init),
+                  sourceRoutes: vip.sourceRoutes.isEmpty ? nil : vip.sourceRoutes.map(SourceRouteDocument.init))
     }
 
     /// The VIP's key, checked field by field.
@@ -166,6 +191,8 @@ public struct ExplainDocument: Codable, Sendable {
     public var ringSlot: Int?
     public var ringReal: String?
     public var rememberedReal: String?
+    /// The source route whose prefix is the longest to contain the client, if any.
+    public var sourceRoute: ExplainSourceRouteDocument?
     /// Where the next packet goes; nil: dropped (or passed, without a VIP).
     public var real: String?
     /// The explanation as the operator reads it.
@@ -179,14 +206,33 @@ public struct ExplainDocument: Codable, Sendable {
         ringSlot = explanation.ringSlot
         ringReal = explanation.ringReal.map { "\($0)" }
         rememberedReal = explanation.rememberedReal.map { "\($0)" }
+        sourceRoute = explanation.sourceRoute.map {
+            ExplainSourceRouteDocument(prefix: "\($0.prefix)", real: "\($0.real)", inService: $0.inService)
+        }
         real = explanation.real.map { "\($0)" }
         text = explanation.description
     }
 
     enum CodingKeys: String, CodingKey {
         case flow, vip, flags, hash, ringSlot = "ring_slot", ringReal = "ring_real"
-        case rememberedReal = "remembered_real", real, text
+        case rememberedReal = "remembered_real", sourceRoute = "source_route", real, text
     }
+}
+
+/// The source route in an explanation: `{"prefix": "10.0.0.0/8", "real": "198.18.3.11", "in_service": true}`.
+public struct ExplainSourceRouteDocument: Codable, Sendable, Equatable {
+    public var prefix: String
+    public var real: String
+    /// False while the real has weight 0 (drained or down): the ring decides.
+    public var inService: Bool
+
+    public init(prefix: String, real: String, inService: Bool) {
+        self.prefix = prefix
+        self.real = real
+        self.inService = inService
+    }
+
+    enum CodingKeys: String, CodingKey { case prefix, real, inService = "in_service" }
 }
 
 /// `GET /v1/ring/...`: each real's share of the VIP's Maglev ring.

@@ -140,7 +140,8 @@ struct BodyObject {
 /// Reads request bodies into model values; what the admin API uses for every body.
 public enum RequestBody {
     static let realKeys = ["address", "weight", "encapsulation", "quic_server_id"]
-    static let vipKeys = ["protocol", "address", "port", "flags", "reals"]
+    static let vipKeys = ["protocol", "address", "port", "flags", "reals", "source_routes"]
+    static let sourceRouteKeys = ["prefix", "real"]
 
     /// Parses the body as JSON; the error names the body as a whole.
     static func json(_ body: Data) throws(PetrelError) -> BodyField {
@@ -204,6 +205,16 @@ public enum RequestBody {
         }
         var reals: [Real] = []
         for element in try object.optional("reals")?.list() ?? [] { reals.append(try readReal(element)) }
-        return Vip(key: VipKey(address: address, port: UInt16(port), proto: proto), flags: flags, reals: reals)
+        var routes: [SourceRoute] = []
+        for element in try object.optional("source_routes")?.list() ?? [] { routes.append(try readSourceRoute(element)) }
+        return Vip(key: VipKey(address: address, port: UInt16(port), proto: proto), flags: flags, reals: reals, sourceRoutes: routes)
+    }
+
+    static func readSourceRoute(_ field: BodyField) throws(PetrelError) -> SourceRoute {
+        let object = try field.object("a source route", keys: sourceRouteKeys)
+        let prefixField = try object.required("prefix")
+        let expected = "must be an IPv4 or IPv6 prefix in CIDR form (address/length, like 10.0.0.0/8)"
+        guard let prefix = IPPrefix(try prefixField.string(expected)) else { throw prefixField.refuse(expected) }
+        return SourceRoute(prefix: prefix, real: try object.required("real").address())
     }
 }

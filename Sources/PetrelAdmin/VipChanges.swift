@@ -10,6 +10,7 @@ public enum VipChanges {
             return [after.reals.isEmpty ? "created with no reals (its traffic is dropped until a real is added)"
                 : "created with \(after.reals.count) real(s): " + after.reals.map(real).joined(separator: ", ")]
                 + (after.flags.isEmpty ? [] : ["flags \(after.flags.names.joined(separator: ","))"])
+                + after.sourceRoutes.map { "source route \($0.prefix) -> \($0.real)" }
         }
         var lines: [String] = []
         let old = Dictionary(before.reals.map { ($0.address, $0.weight) }, uniquingKeysWith: { first, _ in first })
@@ -25,6 +26,16 @@ public enum VipChanges {
             func names(_ flags: VipFlags) -> String { flags.isEmpty ? "none" : flags.names.joined(separator: ",") }
             lines.append("flags \(names(before.flags)) -> \(names(after.flags))")
         }
+        let oldRoutes = Dictionary(before.sourceRoutes.map { ($0.prefix, $0.real) }, uniquingKeysWith: { first, _ in first })
+        let newRoutes = Dictionary(after.sourceRoutes.map { ($0.prefix, $0.real) }, uniquingKeysWith: { first, _ in first })
+        for route in after.sourceRoutes {
+            switch oldRoutes[route.prefix] {
+            case nil: lines.append("source route \(route.prefix) -> \(route.real) added")
+            case let old? where old != route.real: lines.append("source route \(route.prefix) -> \(old) -> \(route.real)")
+            default: break
+            }
+        }
+        for route in before.sourceRoutes where newRoutes[route.prefix] == nil { lines.append("source route \(route.prefix) removed") }
         if !before.reals.isEmpty && after.reals.isEmpty { lines.append("no reals left: its traffic is dropped") }
         return lines.isEmpty ? ["unchanged"] : lines
     }

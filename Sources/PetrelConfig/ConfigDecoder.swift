@@ -19,7 +19,8 @@ struct ConfigDecoder {
         static let encapsulation = ["source_v4", "source_v6", "gue_port"]
         static let admin = ["socket", "tcp"]
         static let metrics = ["listen"]
-        static let vip = ["address", "port", "protocol", "flags", "health_check", "reals"]
+        static let vip = ["address", "port", "protocol", "flags", "health_check", "reals", "source_routes"]
+        static let sourceRoute = ["prefix", "real"]
         static let real = ["address", "weight", "encapsulation", "quic_server_id", "health_check"]
     }
 
@@ -171,15 +172,17 @@ struct ConfigDecoder {
         }
         entry.realAddresses = reals.map(\.real.address)
         entry.reals = reals
+        let routes = fields.optional("source_routes").flatMap { readSourceRoutes($0) }
 
         guard let address else { return entry }
         let key = VipKey(address: address, port: UInt16(port ?? 0), proto: proto ?? .tcp)
         if port != nil, proto != nil { entry.key = key }
         if allRealsRead {
-            let vip = Vip(key: key, flags: flags ?? [], reals: reals.map(\.real))
+            let vip = Vip(key: key, flags: flags ?? [], reals: reals.map(\.real), sourceRoutes: routes ?? [])
             let found = vip.validate(at: path, ringSize: ringSize)
             for issue in found { root.report(issue) }
-            if entry.key != nil, flags != nil, found.isEmpty { entry.vip = vip }
+            let routesRead = routes != nil || fields.optional("source_routes") == nil
+            if entry.key != nil, flags != nil, routesRead, found.isEmpty { entry.vip = vip }
         } else {
             // A real could not be read: check the rest on its own, each under its file index.
             if let issue = address.checkHost(at: path.appending("address")) { root.report(issue) }
@@ -226,6 +229,22 @@ struct ConfigDecoder {
         }
         // hash_destination_port_only with hash_without_source_port is redundant, not wrong: accepted.
         return flags
+    }
+
+    /// `source_routes: [{prefix: 10.0.0.0/8, real: 198.18.3.11}]`, by type; nil when one cannot be read.
+    private func readSourceRoutes(_ node: ConfigNode) -> [SourceRoute]? {
+        guard let elements = node.list() else { return nil }
+        var routes: [SourceRoute]? = []
+        for element in elements {
+            guard let fields = element.mapping(keys: Keys.sourceRoute) else {
+                routes = nil
+                continue
+            }
+            let prefix = fields.required("prefix")?.ipPrefix()
+            let real = fields.required("real")?.ipAddress()
+            if let prefix, let real { routes?.append(SourceRoute(prefix: prefix, real: real)) } else { routes = nil }
+        }
+        return routes
     }
 
     /// A real's fields by type; nil when one cannot be read.

@@ -152,6 +152,16 @@ struct ConfigNode {
         return address
     }
 
+    /// A client prefix such as `10.0.0.0/8` or `fd00::/16` (what it must be beyond
+    /// its form, family and host bits, is `Vip.validate`'s to say).
+    func ipPrefix() -> IPPrefix? {
+        guard case .scalar(let scalar) = node, !isNull, let prefix = IPPrefix(scalar.string) else {
+            report("must be an IPv4 or IPv6 prefix in CIDR form (address/length, like 10.0.0.0/8), got \(describe())")
+            return nil
+        }
+        return prefix
+    }
+
     /// The elements of a list; null counts as the empty list.
     func list() -> [ConfigNode]? {
         if isNull { return [] }

@@ -61,6 +61,13 @@ extension PetrelConfiguration {
                         }
                     }
                 }
+                if !vip.sourceRoutes.isEmpty {
+                    lines.append("    source_routes:")
+                    for route in vip.sourceRoutes {
+                        lines.append("      - prefix: \(Self.quoted(route.prefix.description))")
+                        lines.append("        real: \(Self.scalar(route.real))")
+                    }
+                }
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -35,6 +35,9 @@ struct VipCommand: ParsableCommand {
                 for real in vip.reals ?? [] {
                     print("  \(real.address)  weight \(real.weight ?? 1)\((real.weight ?? 1) == 0 ? " (draining)" : "")")
                 }
+                for route in vip.sourceRoutes ?? [] {
+                    print("  source \(route.prefix) -> \(route.real)")
+                }
             }
         }
     }
@@ -44,10 +47,11 @@ struct VipCommand: ParsableCommand {
             commandName: "add",
             abstract: "Create a VIP; refused if it exists (use `vip set` to replace one).",
             discussion: """
-            Reals are ADDRESS or ADDRESS=WEIGHT (default weight 1). Flags are the config file's names: hash_without_source_port, lru_bypass, hash_destination_port_only. A VIP without reals drops its traffic, so creating one takes --no-reals instead of --real.
+            Reals are ADDRESS or ADDRESS=WEIGHT (default weight 1). Flags are the config file's names: hash_without_source_port, lru_bypass, hash_destination_port_only. A VIP without reals drops its traffic, so creating one takes --no-reals instead of --real. A source route PREFIX=REAL sends new connections from that client prefix to that real (one of the VIP's), the longest prefix winning.
 
             Examples:
               petrel vip add tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12=2
+              petrel vip add tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12 --source-route 10.0.0.0/8=198.18.3.12
               petrel vip add udp/[fd50:0:100::1]:53 --real fd50:0:3::11 --flag lru_bypass
               petrel vip add tcp/198.18.100.2:* --real fd50:0:3::11
               petrel vip add tcp/198.18.100.3:443 --no-reals
@@ -68,11 +72,12 @@ struct VipCommand: ParsableCommand {
             commandName: "set",
             abstract: "Create a VIP or replace it whole: its reals and flags become exactly the ones given.",
             discussion: """
-            Reals not listed are removed (their established flows break; drain them first with `petrel real drain` to avoid that). Leaving a VIP with no reals drops its traffic, so that takes --no-reals. To change one real, `petrel real add|del|weight|drain` are safer. Prints what changed: reals added, removed and reweighted, flags.
+            Reals not listed are removed (their established flows break; drain them first with `petrel real drain` to avoid that). Leaving a VIP with no reals drops its traffic, so that takes --no-reals. To change one real, `petrel real add|del|weight|drain` are safer. Source routes not listed are removed too. Prints what changed: reals added, removed and reweighted, flags, source routes.
 
             Examples:
               petrel vip set tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12=2
               petrel vip set tcp/198.18.100.1:80 --real 198.18.3.11 --flag hash_without_source_port
+              petrel vip set tcp/198.18.100.1:80 --real 198.18.3.11 --real 198.18.3.12 --source-route 10.1.0.0/16=198.18.3.11
               petrel vip set tcp/198.18.100.1:80 --no-reals
             """
         )
@@ -92,6 +97,8 @@ struct VipCommand: ParsableCommand {
         @Option(name: .customLong("real"), help: "A real: ADDRESS or ADDRESS=WEIGHT; repeat for more.") var reals: [String] = []
         @Flag(help: "Leave the VIP with no reals (its traffic is dropped).") var noReals = false
         @Option(name: .customLong("flag"), help: "A VIP flag; repeat for more.") var flags: [String] = []
+        @Option(name: .customLong("source-route"), help: "A client prefix pinned to one of the reals: PREFIX=REAL; repeat for more.")
+        var sourceRoutes: [String] = []
 
         func validate() throws {
             if reals.isEmpty && !noReals {
@@ -107,8 +114,14 @@ struct VipCommand: ParsableCommand {
                 guard parts.count == 1 || UInt32(parts[1]) != nil else { throw CLIError("--real \(text): the weight must be a number") }
                 return RealDocument(address: parts[0], weight: parts.count == 2 ? UInt32(parts[1]) : 1)
             }
+            // Only the form is checked here; petreld's answer names what else is wrong (source_routes[0].real: ...).
+            let routeDocuments = try sourceRoutes.map { text -> SourceRouteDocument in
+                let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw CLIError("--source-route \(text): must be PREFIX=REAL, like 10.0.0.0/8=198.18.3.11") }
+                return SourceRouteDocument(prefix: parts[0], real: parts[1])
+            }
             let document = VipDocument(protocol: key.proto.rawValue, address: "\(key.address)", port: Int(key.port),
-                                       flags: flags, reals: realDocuments)
+                                       flags: flags, reals: realDocuments, sourceRoutes: routeDocuments.isEmpty ? nil : routeDocuments)
             let body: Data
             do {
                 body = try options.call("POST", "/v1/vips", query: replace ? [:] : ["replace": "false"], body: AdminJSON.encode(document))

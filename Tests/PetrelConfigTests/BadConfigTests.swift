@@ -79,7 +79,7 @@ let badConfigs: [BadConfig] = [
             port: 80
             protocol: tcp
             proto: tcp
-        """, field: "vips[0].proto", line: 8, "unknown key; expected one of address, port, protocol, flags, health_check, reals (did you mean protocol?)"),
+        """, field: "vips[0].proto", line: 8, "unknown key; expected one of address, port, protocol, flags, health_check, reals, source_routes (did you mean protocol?)"),
     BadConfig("unknown key in a real", minimalYAML + """
         vips:
           - address: 198.18.100.1

@@ -13,6 +13,7 @@ struct BadVip: Sendable, CustomTestStringConvertible {
     let name: String
     var address = "198.18.100.1"
     var reals: [(address: String, weight: Int?)] = []
+    var routes: [(prefix: String, real: String)] = []
     /// The field, relative to the VIP (`reals[0].address`).
     let field: String
     /// Text the message must contain.
@@ -28,6 +29,8 @@ struct BadVip: Sendable, CustomTestStringConvertible {
             text += "      - address: \"\(real.address)\"\n"
             if let weight = real.weight { text += "        weight: \(weight)\n" }
         }
+        if !routes.isEmpty { text += "    source_routes:\n" }
+        for route in routes { text += "      - prefix: \"\(route.prefix)\"\n        real: \"\(route.real)\"\n" }
         return text
     }
 
@@ -36,13 +39,16 @@ struct BadVip: Sendable, CustomTestStringConvertible {
         let reals = self.reals.map { real in
             "{\"address\": \"\(real.address)\"" + (real.weight.map { ", \"weight\": \($0)" } ?? "") + "}"
         }
-        return Data("{\"protocol\": \"tcp\", \"address\": \"\(address)\", \"port\": 80, \"reals\": [\(reals.joined(separator: ", "))]}".utf8)
+        let routes = self.routes.map { "{\"prefix\": \"\($0.prefix)\", \"real\": \"\($0.real)\"}" }
+        return Data(("{\"protocol\": \"tcp\", \"address\": \"\(address)\", \"port\": 80, \"reals\": [\(reals.joined(separator: ", "))]"
+            + (routes.isEmpty ? "" : ", \"source_routes\": [\(routes.joined(separator: ", "))]") + "}").utf8)
     }
 
     /// The VIP as a library value.
     var model: Vip {
         Vip(key: VipKey(address: IPAddress(address)!, port: 80, proto: .tcp),
-            reals: reals.map { Real(address: IPAddress($0.address)!, weight: UInt32($0.weight ?? 1)) })
+            reals: reals.map { Real(address: IPAddress($0.address)!, weight: UInt32($0.weight ?? 1)) },
+            sourceRoutes: routes.map { SourceRoute(prefix: IPPrefix($0.prefix)!, real: IPAddress($0.real)!) })
     }
 }
 
@@ -70,6 +76,17 @@ let badVips: [BadVip] = [
            message: "must not repeat a real of this VIP (it is reals[0] too)"),
     BadVip(name: "as many reals as ring slots", reals: [goodReal, ("198.18.3.12", nil), ("198.18.3.13", nil)], field: "reals",
            message: "must be fewer than ring_size (3) reals, got 3 reals"),
+    BadVip(name: "source route to a real not of the VIP", reals: [goodReal], routes: [("10.0.0.0/8", "198.18.3.12")],
+           field: "source_routes[0].real", message: "must be one of this VIP's reals (198.18.3.11), got 198.18.3.12"),
+    BadVip(name: "source route with host bits set", reals: [goodReal], routes: [("10.1.0.0/8", "198.18.3.11")],
+           field: "source_routes[0].prefix", message: "must have no address bits set after its length (10.0.0.0/8?), got 10.1.0.0/8"),
+    BadVip(name: "IPv6 source prefix on an IPv4 VIP", reals: [goodReal], routes: [("fd00::/8", "198.18.3.11")],
+           field: "source_routes[0].prefix", message: "must be an IPv4 prefix like the VIP 198.18.100.1"),
+    BadVip(name: "source prefix listed twice", reals: [goodReal, ("198.18.3.12", nil)],
+           routes: [("10.0.0.0/8", "198.18.3.11"), ("10.0.0.0/8", "198.18.3.12")],
+           field: "source_routes[1].prefix", message: "must not repeat a prefix of this VIP (it is source_routes[0] too)"),
+    BadVip(name: "source prefix longer than 32 bits", reals: [goodReal], routes: [("10.0.0.0/33", "198.18.3.11")],
+           field: "source_routes[0].prefix", message: "must have a length between 0 and 32, got 10.0.0.0/33"),
 ]
 
 /// A PetrelError's field and text, whatever its case.
@@ -124,8 +141,9 @@ struct SameRulesTests {
 
     @Test("The good VIPs of the same shape are accepted by all three")
     func goodOnesPass() throws {
+        // Overlapping prefixes are fine: the longest wins.
         let good = BadVip(name: "good", address: "fd50:0:100::1", reals: [("fd50:0:3::11", 0), ("fd50:0:3::12", 1_000_000)],
-                          field: "", message: "")
+                          routes: [("fd00::/8", "fd50:0:3::11"), ("fd00:1::/32", "fd50:0:3::12")], field: "", message: "")
         _ = try ConfigLoader.parse(yaml: "interface: eth0\nnext_hop:\n  mac: \"02:00:00:00:02:01\"\n" + good.yaml)
         #expect(try RequestBody.vip(good.json, ringSize: ringSize) == good.model)
         let limits = DataPlaneLimits(ringSize: ringSize)
@@ -157,6 +175,14 @@ struct FieldTypeTests {
         (#"{"protocol": "tcp", "port": 80}"#, "address", "is required"),
         (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "flags": ["sticky"]}"#, "flags[0]", "must be one of hash_without_source_port"),
         (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "reals": {"address": "198.18.3.11"}}"#, "reals", "must be a list"),
+        (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "source_routes": [{"prefix": "10.0.0.0", "real": "198.18.3.11"}]}"#,
+         "source_routes[0].prefix", #"must be an IPv4 or IPv6 prefix in CIDR form (address/length, like 10.0.0.0/8), got "10.0.0.0""#),
+        (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "source_routes": [{"prefix": "10.0.0.0/8", "reel": "198.18.3.11"}]}"#,
+         "source_routes[0].reel", "is not a field of a source route; expected prefix, real"),
+        (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "source_routes": [{"prefix": "10.0.0.0/8"}]}"#,
+         "source_routes[0].real", "is required"),
+        (#"{"protocol": "tcp", "address": "198.18.100.1", "port": 80, "source_routes": {"prefix": "10.0.0.0/8"}}"#,
+         "source_routes", "must be a list"),
         (#"[1, 2]"#, "body", "must be a VIP: a JSON object with the fields protocol, address, port, flags, reals"),
         (#"{"protocol": "tcp", "#, "body", "must be a JSON document"),
     ]
@@ -229,6 +255,34 @@ struct FieldTypeTests {
             Issue.record("accepted")
         } catch {
             #expect(error.issues.map(\.field) == ["vips[0].flagz", "vips[0].reals[0].wieght"])
+        }
+    }
+
+    @Test("The config file names a source route that is not a prefix, or has an unknown field")
+    func fileSourceRouteFields() {
+        let yaml = """
+            interface: eth0
+            next_hop:
+              mac: "02:00:00:00:02:01"
+            vips:
+              - address: 198.18.100.1
+                port: 80
+                protocol: tcp
+                reals:
+                  - address: 198.18.3.11
+                source_routes:
+                  - prefix: 10.0.0.0
+                    real: 198.18.3.11
+                  - prefix: 10.0.0.0/8
+                    reel: 198.18.3.11
+            """
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.map(\.field) == ["vips[0].source_routes[0].prefix", "vips[0].source_routes[1].real", "vips[0].source_routes[1].reel"],
+                    "\(error)")
+            #expect(error.issues.first?.message.contains("must be an IPv4 or IPv6 prefix in CIDR form") == true)
         }
     }
 }
