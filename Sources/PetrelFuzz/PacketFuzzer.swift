@@ -7,8 +7,11 @@ import PetrelTestSupport
 /// independent Swift model of what the program must do.
 public final class PacketFuzzer {
     /// A realistic configuration: IPv4 and IPv6 VIPs, a port-wildcard VIP, 4in6,
-    /// flags, several reals, reals reached by GUE, and a QUIC VIP.
+    /// flags, several reals, reals reached by GUE, a QUIC VIP, and VIPs with
+    /// source routes (nested prefixes over the mutator's clients, 198.18.0.0/16
+    /// and fd50:0:1::/64; one pinned to a drained real; one on an lru_bypass VIP).
     public static let vips: [Vip] = {
+        func route(_ prefix: String, _ real: String) -> SourceRoute { SourceRoute(prefix: IPPrefix(prefix)!, real: IPAddress(real)!) }
         func reals(_ prefix: String, _ count: Int, _ encapsulation: Encapsulation = .ipip, quic: Bool = false) -> [Real] {
             (1...count).map {
                 Real(address: IPAddress("\(prefix)\($0)")!, weight: UInt32($0), encapsulation: encapsulation,
@@ -17,7 +20,8 @@ public final class PacketFuzzer {
         }
         return [
             Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 80, proto: .tcp), reals: reals("198.18.3.", 5)),
-            Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 53, proto: .udp), flags: .lruBypass, reals: reals("198.18.3.", 3)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 53, proto: .udp), flags: .lruBypass, reals: reals("198.18.3.", 3),
+                sourceRoutes: [route("198.18.0.0/18", "198.18.3.2"), route("198.18.32.0/19", "198.18.3.3")]),
             Vip(key: VipKey(address: IPAddress("198.18.100.2")!, port: 0, proto: .tcp), reals: reals("fd50:0:3::", 4)),
             Vip(key: VipKey(address: IPAddress("198.18.100.3")!, port: 443, proto: .tcp), flags: .hashWithoutSourcePort, reals: reals("198.18.4.", 8)),
             Vip(key: VipKey(address: IPAddress("fd50:0:100::1")!, port: 80, proto: .tcp), reals: reals("fd50:0:3::", 6)),
@@ -27,6 +31,13 @@ public final class PacketFuzzer {
             Vip(key: VipKey(address: IPAddress("fd50:0:100::2")!, port: 80, proto: .tcp), reals: reals("fd50:0:6::", 3, .gue)),
             Vip(key: VipKey(address: IPAddress("198.18.100.5")!, port: 443, proto: .udp), flags: .quic, reals: reals("198.18.6.", 4, quic: true)),
             Vip(key: VipKey(address: IPAddress("fd50:0:100::3")!, port: 443, proto: .udp), flags: .quic, reals: reals("fd50:0:7::", 3, .gue, quic: true)),
+            Vip(key: VipKey(address: IPAddress("198.18.100.6")!, port: 80, proto: .tcp),
+                reals: reals("198.18.7.", 4) + [Real(address: IPAddress("198.18.7.5")!, weight: 0)],
+                sourceRoutes: [route("198.18.0.0/17", "198.18.7.1"), route("198.18.64.0/18", "198.18.7.2"), route("198.18.100.0/22", "198.18.7.3"),
+                               route("198.18.101.0/24", "198.18.7.5"), route("198.18.101.128/25", "198.18.7.4"), route("198.18.200.7/32", "198.18.7.2")]),
+            Vip(key: VipKey(address: IPAddress("fd50:0:100::4")!, port: 0, proto: .tcp), reals: reals("fd50:0:8::", 3),
+                sourceRoutes: [route("fd50:0:1::/64", "fd50:0:8::1"), route("fd50:0:1:0:8000::/65", "fd50:0:8::2"),
+                               route("fd50:0:1:0:c000::/66", "fd50:0:8::3")]),
         ]
     }()
 
@@ -120,12 +131,13 @@ public final class PacketFuzzer {
         }
         if expectedAction == 3, let vip = verdict.vip {
             return (verdict.reason, checkEncapsulated(result.packet, input: frame, vip: vip, l2Length: verdict.l2Length,
-                                                      l3Length: verdict.l3Length, quicReal: verdict.quicReal))
+                                                      l3Length: verdict.l3Length, quicReal: verdict.quicReal, routedReal: verdict.routedReal))
         }
         return (verdict.reason, nil)
     }
 
-    private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int, quicReal: IPAddress?) -> String? {
+    private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int, quicReal: IPAddress?,
+                                   routedReal: IPAddress?) -> String? {
         guard output.count > l2Length + 20 else { return "forwarded frame too short (\(output.count) bytes)" }
         guard MACAddress(bytes: output[0..<6]) == Self.nextHopMAC, MACAddress(bytes: output[6..<12]) == Self.interfaceMAC else { return "wrong MAC addresses" }
         if l2Length == 18 && Array(output[12..<16]) != Array(input[12..<16]) { return "VLAN tag not kept" }
@@ -165,6 +177,10 @@ public final class PacketFuzzer {
         guard Array(output[(l2Length + outer)...]) == Array(input[l2Length...]) else { return "inner packet changed" }
         guard vip.reals.contains(where: { $0.address == destination }) else { return "sent to \(destination), not a real of \(vip.key)" }
         if let quicReal, destination != quicReal { return "QUIC short header sent to \(destination), its connection ID names \(quicReal)" }
+        if let routedReal, destination != routedReal { return "sent to \(destination), the client's source route names \(routedReal)" }
+        if vip.reals.contains(where: { $0.address == destination && $0.weight == 0 }) && quicReal == nil {
+            return "a new or known flow sent to \(destination), which is drained"
+        }
         return nil
     }
 }

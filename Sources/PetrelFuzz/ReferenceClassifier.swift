@@ -16,6 +16,8 @@ struct ReferenceClassifier {
         var l3Length = 0
         /// On a `quic` VIP: the real a short header's connection ID names, if any.
         var quicReal: IPAddress?
+        /// The real the client's longest source route pins it to, if that real is in service.
+        var routedReal: IPAddress?
     }
 
     func classify(_ frame: [UInt8]) -> Verdict {
@@ -119,11 +121,33 @@ struct ReferenceClassifier {
             let id = UInt16(cid[1]) << 8 | UInt16(cid[2])
             if cid[0] >> 5 == 1, id != 0 { quicReal = vip.reals.first { $0.quicServerId == id }?.address }
         }
-        guard let firstReal = quicReal.flatMap({ q in vip.reals.first { $0.address == q } }) ?? vip.reals.first(where: { $0.weight > 0 })
+        // The longest source prefix holding the client picks its real, unless that real
+        // has weight 0 (out of service): then the ring does, as without a route.
+        var routedReal: IPAddress?
+        if quicReal == nil, let route = longestRoute(vip, client: flow.source),
+           vip.reals.contains(where: { $0.address == route.real && $0.weight > 0 }) {
+            routedReal = route.real
+        }
+        let chosen = (quicReal ?? routedReal).flatMap { chosen in vip.reals.first { $0.address == chosen } }
+        guard let firstReal = chosen ?? vip.reals.first(where: { $0.weight > 0 })
         else { return Verdict(reason: .dropNoReal) }
         let outerLength = (firstReal.address.family == .ipv4 ? 20 : 40) + (firstReal.encapsulation == .gue ? 8 : 0)
         if outerLength + l3Length > mtu { return Verdict(reason: .dropTooBig) }
-        return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length, quicReal: quicReal)
+        return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length, quicReal: quicReal, routedReal: routedReal)
+    }
+
+    /// The route whose prefix is the longest to hold `client` (wire bytes), compared bit by bit.
+    private func longestRoute(_ vip: Vip, client: [UInt8]) -> SourceRoute? {
+        var best: SourceRoute?
+        for route in vip.sourceRoutes {
+            let network = route.prefix.address.bytes
+            guard network.count == client.count, route.prefix.length <= network.count * 8 else { continue }
+            let matches = (0..<route.prefix.length).allSatisfy { bit in
+                (network[bit / 8] ^ client[bit / 8]) & (0x80 >> UInt8(bit % 8)) == 0
+            }
+            if matches && route.prefix.length >= (best?.prefix.length ?? -1) { best = route }
+        }
+        return best
     }
 
     /// TCP or UDP ports; returns the reason when the packet goes no further.

@@ -19,9 +19,9 @@ struct FuzzTests {
             #expect((report.kernel[reason] ?? 0) > 100, "outcome \(reason.name) reached")
         }
         #expect(report.kernel[.rx] == 200_000)
-        // ... and every GUE and QUIC path: the model checks their bytes and reals too.
+        // ... and every GUE, QUIC and source-route path: the model checks their bytes and reals too.
         for reason in [StatReason.eventGUEForward, .eventQuicCIDRouted, .eventQuicLongHeader, .eventQuicCIDUnknown,
-                       .eventQuicCIDZero, .eventQuicCIDMalformed] {
+                       .eventQuicCIDZero, .eventQuicCIDMalformed, .eventSourceRouted] {
             #expect((report.kernel[reason] ?? 0) > 100, "event \(reason.name) reached")
         }
     }
