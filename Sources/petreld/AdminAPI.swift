@@ -150,6 +150,11 @@ struct AdminAPI: Sendable {
         case ("DELETE", _) where rest.count == 2 && rest[0] == "reals":
             let ip = try realAddress(rest[1])
             guard vip.reals.contains(where: { $0.address == ip }) else { throw PetrelError.notFound("real \(ip) of VIP \(vip.key)") }
+            // A route would be left pointing nowhere: the operator decides where its clients go.
+            if let index = vip.sourceRoutes.firstIndex(where: { $0.real == ip }) {
+                throw PetrelError.invalid(field: "source_routes[\(index)].real", value: "\(ip)",
+                                          expected: "names this real (prefix \(vip.sourceRoutes[index].prefix)): remove or repoint the route first (petrel vip set ... --source-route)")
+            }
             var changed = vip
             changed.reals.removeAll { $0.address == ip }
             return json(ChangeDocument(try daemon.balancer.upsert(changed)))

@@ -69,6 +69,9 @@ struct SourceRouteDaemonTests {
             let (status, error) = try post(routes)
             #expect(status == 400 && error.hasPrefix(expected), "\(routes): \(status) \(error)")
         }
+        let delete = harness.petrel(["real", "del", vip, "198.18.3.11"])
+        #expect(delete.status == 1 && delete.output.contains("source_routes[1].real: names this real (prefix 10.1.0.0/16): remove or repoint the route first"),
+                "\(delete.output)")
         #expect(harness.petrel(["vip", "list"]).output.contains("source 10.1.0.0/16 -> 198.18.3.11"), "nothing was changed")
 
         // vip set says what changed.
