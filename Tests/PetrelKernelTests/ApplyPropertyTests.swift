@@ -27,7 +27,15 @@ struct ApplyPropertyTests {
                 return Real(address: address, weight: UInt32.random(in: 0...5, using: &rng))
             }
             let flags = VipFlags(rawValue: UInt32.random(in: 0...7, using: &rng))
-            vips.append(Vip(key: key, flags: flags, reals: reals))
+            // Source routes, nested and not, to random reals of the VIP (drained ones too).
+            var routes: [SourceRoute] = []
+            for length in [8, 16, 24, 32, 48, 64].shuffled(using: &rng).prefix(reals.isEmpty ? 0 : Int.random(in: 0...4, using: &rng)) {
+                let prefix = v6 ? IPPrefix(address: .v6(high: 0xfd50_0000_0001_0000, low: 0), length: length + 64)
+                    : IPPrefix(address: .v4(10, length >= 16 ? 1 : 0, 0, 0), length: min(length, 32))
+                guard !routes.contains(where: { $0.prefix == prefix }) else { continue }
+                routes.append(SourceRoute(prefix: prefix, real: reals.randomElement(using: &rng)!.address))
+            }
+            vips.append(Vip(key: key, flags: flags, reals: reals, sourceRoutes: routes))
         }
         return vips
     }
@@ -36,13 +44,15 @@ struct ApplyPropertyTests {
     func brokenEdit(of vips: [Vip], _ rng: inout SeededGenerator) -> [Vip] {
         var edited = vips + randomVips(&rng).filter { new in !vips.contains { $0.key == new.key } }
         let broken: Vip
-        switch Int.random(in: 0...2, using: &rng) {
+        switch Int.random(in: 0...3, using: &rng) {
         case 0: broken = Vip(key: VipKey(address: .v6(high: 0xfd50_0909_0909_0909, low: 0x0909_0909_0909_0909), port: 1, proto: .tcp),
                              reals: [Real(address: .v4(198, 18, 3, 1))])
         case 1: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 1), port: 1, proto: .tcp),
                              reals: [Real(address: .v4(198, 18, 3, 1), weight: 5_000_000)])
-        default: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 2), port: 1, proto: .tcp),
-                              reals: [Real(address: .v4(198, 18, 3, 1)), Real(address: .v4(198, 18, 3, 1))])
+        case 2: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 2), port: 1, proto: .tcp),
+                             reals: [Real(address: .v4(198, 18, 3, 1)), Real(address: .v4(198, 18, 3, 1))])
+        default: broken = Vip(key: VipKey(address: .v4(198, 18, 101, 3), port: 1, proto: .tcp), reals: [Real(address: .v4(198, 18, 3, 1))],
+                              sourceRoutes: [SourceRoute(prefix: IPPrefix("10.0.0.0/8")!, real: .v4(198, 18, 3, 2))])
         }
         edited.insert(broken, at: Int.random(in: 0...edited.count, using: &rng))
         return edited
@@ -61,7 +71,13 @@ struct ApplyPropertyTests {
                 let expected = try MaglevRing(reals: vip.reals, size: Self.ringSize)
                 let ring = try #require(snapshot.ringAddresses(of: vip.key))
                 #expect(ring == (0..<Self.ringSize).map { expected.realAddress(atSlot: $0) }, "step \(step): ring of \(vip.key)")
-                #expect(snapshot.vips[vip.key]?.flags == vip.flags)
+                // The data plane's source-routes bit (0x10) is the planner's, set exactly when the VIP has routes.
+                #expect(snapshot.vips[vip.key]?.flags == vip.flags.union(VipFlags(rawValue: vip.sourceRoutes.isEmpty ? 0 : 0x10)))
+                let ids = Dictionary(uniqueKeysWithValues: snapshot.reals.map { ($0.value, $0.key) })
+                let expectedRoutes = Dictionary(uniqueKeysWithValues: vip.sourceRoutes.map { route in
+                    (route.prefix, vip.reals.first { $0.address == route.real }!.weight == 0 ? 0 : ids[route.real]!)
+                })
+                #expect(snapshot.sourceRouteIds(of: vip.key) == expectedRoutes, "step \(step): routes of \(vip.key), drained reals as 0")
             }
             let usedReals = Set(vips.flatMap { $0.reals.map(\.address) })
             #expect(Set(snapshot.reals.values) == usedReals, "unused reals are released")
