@@ -217,6 +217,43 @@ struct petrel_traffic {
 	__u64 bytes;
 };
 
+/* ---- The flow log (bpf/lib/flowlog.h) ------------------------------------- */
+
+/* While someone follows the log (petrel flows --follow), the data plane writes one
+ * petrel_flow_record per sampled decision into the ring buffer flow_log. A
+ * decision is a real chosen for a flow afresh (not a connection-table hit); the
+ * reason says how. Nobody following costs one array read, on decisions only. */
+#define PETREL_FLOW_LOG_RING_BYTES (256 * 1024)  /* a power of two, a multiple of the page */
+
+enum petrel_flow_reason {
+	PETREL_FLOW_REASON_RING = 1,        /* a new flow placed by the VIP's Maglev ring */
+	PETREL_FLOW_REASON_RING_AFTER_MISS, /* a mid-connection TCP packet no table knew (evicted, restart): placed again by the ring */
+	PETREL_FLOW_REASON_QUIC_CID,        /* a QUIC short header sent to the real its connection ID names (each such packet) */
+	PETREL_FLOW_REASON_SOURCE_PREFIX,   /* the VIP's source-prefix routes chose the real (source-prefix routing) */
+};
+
+/* petrel_flow_record.flags */
+#define PETREL_FLOW_NOT_REMEMBERED (1u << 0) /* the SYN-flood guard kept the decision out of the tables */
+#define PETREL_FLOW_NO_TABLES      (1u << 1) /* the VIP bypasses the tables (lru_bypass): every packet is decided */
+
+/* One entry in flow_log_settings, written by the control plane. */
+struct petrel_flow_log_settings {
+	__u32 sample_every;  /* 0: the log is off; N: one decision in N per CPU is logged */
+};
+
+struct petrel_flow_record {
+	__u64 time_ns;                  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	struct petrel_flow_key flow;    /* the client's 5-tuple as on the wire */
+	__be32 real_be[4];
+	__u32  vip_index;               /* petrel_vip_meta.vip_index */
+	__u32  real_id;
+	__u32  cpu;
+	__u8   real_family;
+	__u8   reason;                  /* enum petrel_flow_reason */
+	__u8   flags;                   /* PETREL_FLOW_* */
+	__u8   pad;
+};
+
 /* ---- Counters -------------------------------------------------------------- */
 
 /* Swift's StatReason and Decapsulator.Outcome are pinned to these enums by
@@ -255,6 +292,9 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_QUIC_CID_ZERO,     /* format v1 with server id 0: normal path */
 	PETREL_STAT_EVENT_QUIC_CID_MALFORMED,/* too short or another CID format: normal path */
 	PETREL_STAT_EVENT_SOURCE_ROUTED,  /* a new decision made by a source route (client prefix), not the ring */
+	PETREL_STAT_EVENT_FLOW_LOG_CANDIDATE, /* a decision made while the flow log was on, before 1-in-N sampling */
+	PETREL_STAT_EVENT_FLOW_LOG_EMITTED,   /* a decision written to the flow log */
+	PETREL_STAT_EVENT_FLOW_LOG_LOST,      /* a sampled decision not logged: the flow-log ring was full */
 	PETREL_STAT_COUNT
 };
 

@@ -100,6 +100,7 @@ static __always_inline int quic_choose_real(struct xdp_md *ctx, const struct pac
 	out->real_id = server->real_id;
 	out->hash = flow_hash(&pkt->flow, vip->flags);
 	count_stat(counters, PETREL_STAT_EVENT_QUIC_CID_ROUTED);
+	log_decision(pkt, vip, real, server->real_id, PETREL_FLOW_REASON_QUIC_CID, PETREL_FLOW_NO_TABLES, counters);
 	return 1;
 }
 

@@ -9,6 +9,7 @@
 #include "parse.h"
 #include "stats.h"
 #include "source_route.h"
+#include "flowlog.h"
 
 /* The VIP address filter's bits for the packet's destination: 0 proves that no
  * VIP has this address (see PETREL_ADDR_FILTER_SLOTS). */
@@ -315,6 +316,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	int use_tables = !(vip->flags & PETREL_VIP_LRU_BYPASS);
 	struct flow_tables tables;
 	int reason;
+	__u8 why;
 
 	if (use_tables) {
 		open_tables(pkt, &tables);
@@ -328,6 +330,9 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	}
 
 	out->hash = flow_hash(&pkt->flow, vip->flags);
+	/* Why, for the flow log. A TCP packet other than a SYN gets here only when no table knew its flow. */
+	why = use_tables && pkt->flow.protocol == IPPROTO_TCP && !pkt->tcp_syn
+		? PETREL_FLOW_REASON_RING_AFTER_MISS : PETREL_FLOW_REASON_RING;
 	/* One flag test: VIPs without source routes never touch the trie. */
 	out->real = 0;
 	if (vip->flags & PETREL_VIP_SOURCE_ROUTES) {
@@ -338,6 +343,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	if (out->real) {
 		if (!pkt->icmp_error)
 			count_stat(counters, PETREL_STAT_EVENT_SOURCE_ROUTED);
+		why = PETREL_FLOW_REASON_SOURCE_PREFIX;
 	} else {
 		reason = ring_choice(vip, out);
 		if (reason != PARSE_OK)
@@ -345,9 +351,16 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 	}
 
 	if (!pkt->icmp_error) {
+		__u8 flags = use_tables ? 0 : PETREL_FLOW_NO_TABLES;
+
 		count_stat(counters, PETREL_STAT_EVENT_NEW_CONNECTION);
-		if (use_tables && table_write_allowed(cfg, counters))
-			remember_choice(&tables, out);
+		if (use_tables) {
+			if (table_write_allowed(cfg, counters))
+				remember_choice(&tables, out);
+			else
+				flags |= PETREL_FLOW_NOT_REMEMBERED;
+		}
+		log_decision(pkt, vip, out->real, out->real_id, why, flags, counters);
 	}
 	return PARSE_OK;
 }

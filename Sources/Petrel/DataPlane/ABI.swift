@@ -125,3 +125,13 @@ extension IPPrefix {
         self.init(address: address, length: length)
     }
 }
+
+extension Flow {
+    init?(abi: petrel_flow_key) {
+        guard let source = IPAddress(abiWords: abi.src_be, family: abi.family),
+              let destination = IPAddress(abiWords: abi.dst_be, family: abi.family),
+              let proto = L4Protocol.allCases.first(where: { $0.number == abi.protocol }) else { return nil }
+        self.init(proto: proto, source: source, sourcePort: UInt16(bigEndian: abi.src_port_be),
+                  destination: destination, destinationPort: UInt16(bigEndian: abi.dst_port_be))
+    }
+}

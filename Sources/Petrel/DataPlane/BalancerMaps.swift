@@ -8,7 +8,7 @@ struct BalancerMaps {
     /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
-                        "source_routes"]
+                        "source_routes", "flow_log", "flow_log_settings"]
 
     let config: BPFMap
     /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.
@@ -30,6 +30,9 @@ struct BalancerMaps {
     let quicServers: BPFMap
     /// (VIP stats index, client prefix) -> real id: an LPM trie (bpf/lib/source_route.h).
     let sourceRoutes: BPFMap
+    /// The flow log's ring buffer and its on/sampling word (bpf/lib/flowlog.h).
+    let flowLog: BPFMap
+    let flowLogSettings: BPFMap
     /// Every map by name, for pinning and for sharing with the attached copy.
     let all: [String: BPFMap]
 
@@ -79,6 +82,8 @@ struct BalancerMaps {
         realStats = all["real_stats"]!
         quicServers = all["quic_servers"]!
         sourceRoutes = all["source_routes"]!
+        flowLog = all["flow_log"]!
+        flowLogSettings = all["flow_log_settings"]!
     }
 
     /// Opens a fresh copy of the balancer object whose maps are these maps, sized

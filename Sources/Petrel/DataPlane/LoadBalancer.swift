@@ -286,6 +286,13 @@ public final class LoadBalancer: @unchecked Sendable {
         }
     }
 
+    /// The VIP at a data-plane index (a flow-log record's `vipIndex`), if one is there now.
+    public func vipKey(atIndex index: UInt32) -> VipKey? {
+        lock.lock()
+        defer { lock.unlock() }
+        return state.vipIndex.first { $0.value == index }?.key
+    }
+
     /// Which VIP matches the flow and which real the data plane sends it to,
     /// computed from the same hash and ring as the BPF program, plus what the
     /// shared connection table remembers for the flow. (A CPU's own table is

@@ -42,6 +42,9 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventQuicCIDZero
     case eventQuicCIDMalformed
     case eventSourceRouted
+    case eventFlowLogCandidate
+    case eventFlowLogEmitted
+    case eventFlowLogLost
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -72,6 +75,9 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventQuicCIDZero: "event_quic_cid_zero"
         case .eventQuicCIDMalformed: "event_quic_cid_malformed"
         case .eventSourceRouted: "event_source_routed"
+        case .eventFlowLogCandidate: "event_flow_log_candidate"
+        case .eventFlowLogEmitted: "event_flow_log_emitted"
+        case .eventFlowLogLost: "event_flow_log_lost"
         }
     }
 
