@@ -52,6 +52,9 @@ struct RunBenchmarks: ParsableCommand {
     @Flag(help: "Do not draw latest.png.")
     var noPlot = false
 
+    @Option(help: "Turn the flow log on, logging 1 decision in N, with a reader draining it (default: off, as with nobody following).")
+    var flowLogSample: UInt32 = 0
+
     func validate() throws {
         if let cpu, !(0..<Host.onlineCPUs).contains(cpu) {
             throw ValidationError("--cpu \(cpu): must be between 0 and \(Host.onlineCPUs - 1)")
@@ -82,6 +85,13 @@ struct RunBenchmarks: ParsableCommand {
         let forwarding = BenchPlan.forwarding
         try balancer.configureForwarding(forwarding)
         try balancer.apply(BenchPlan.vips)
+        // The flow log's cost when someone follows: records are read as petreld would.
+        let flowLogReader = flowLogSample == 0 ? nil : try balancer.readFlowLog { _ in }
+        defer { flowLogReader?.stop() }
+        if flowLogSample > 0 {
+            try balancer.setFlowLog(sampleEvery: flowLogSample)
+            Progress.say("flow log on: 1 decision in \(flowLogSample) logged")
+        }
 
         var packetCost = PacketCostSection(repetitions: settings.repetitions, rounds: settings.rounds,
                                            cpu: cpu ?? Host.onlineCPUs - 1, clock: PacketCostBench.clock)
