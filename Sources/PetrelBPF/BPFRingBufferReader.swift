@@ -19,10 +19,13 @@ public final class BPFRingBufferReader: @unchecked Sendable {
     private let loop: Loop
 
     /// Starts reading `map`, which must be a ring buffer. The reader keeps its own fd
-    /// for the map, so `map` may be released meanwhile.
-    public init(map: BPFMap, threadName: String = "petrel.ringbuf", onRecord: @escaping RecordHandler) throws(BPFError) {
+    /// for the map, so `map` may be released meanwhile. `drainEveryMilliseconds`: also
+    /// read whatever is there this often, for programs that submit without waking the
+    /// reader (BPF_RB_NO_WAKEUP, to save a wakeup per record); nil: only when woken.
+    public init(map: BPFMap, threadName: String = "petrel.ringbuf", drainEveryMilliseconds: Int32? = nil,
+                onRecord: @escaping RecordHandler) throws(BPFError) {
         mapName = map.name
-        loop = try Loop(mapFD: map.fd, mapName: map.name, onRecord: onRecord)
+        loop = try Loop(mapFD: map.fd, mapName: map.name, drainEvery: drainEveryMilliseconds ?? -1, onRecord: onRecord)
         let loop = self.loop
         let thread = Thread { loop.run() }
         thread.name = threadName
@@ -53,13 +56,15 @@ public final class BPFRingBufferReader: @unchecked Sendable {
         private var state = State()
         func withState<T>(_ body: (inout State) -> T) -> T { lock.withLock { body(&state) } }
         private let onRecord: RecordHandler
+        private let drainEvery: Int32  // poll(2) timeout: -1 waits for a wakeup
         private var ring: OpaquePointer?
         private var mapFD: Int32  // our own dup: the caller's BPFMap may go first
         private var wake: Int32
         private let done = DispatchSemaphore(value: 0)
 
-        init(mapFD: Int32, mapName: String, onRecord: @escaping RecordHandler) throws(BPFError) {
+        init(mapFD: Int32, mapName: String, drainEvery: Int32, onRecord: @escaping RecordHandler) throws(BPFError) {
             self.onRecord = onRecord
+            self.drainEvery = drainEvery
             self.mapFD = fcntl(mapFD, F_DUPFD_CLOEXEC, 0)
             if self.mapFD < 0 { throw BPFError("dup fd of ring buffer '\(mapName)'", errno: Glibc.errno) }
             wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -110,13 +115,13 @@ public final class BPFRingBufferReader: @unchecked Sendable {
                 pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
             ]
             while !withState({ $0.stopping }) {
-                let ready = poll(&fds, nfds_t(fds.count), -1)
+                let ready = poll(&fds, nfds_t(fds.count), drainEvery)
                 if ready < 0 {
                     if Glibc.errno == EINTR { continue }
                     return
                 }
                 if fds[1].revents != 0 { return }
-                if fds[0].revents != 0 {
+                if fds[0].revents != 0 || ready == 0 {
                     // Reads every committed record (or stops early: deliver() on stop).
                     _ = ring_buffer__consume(ring)
                 }

@@ -17,7 +17,7 @@ struct PetrelCommand: ParsableCommand {
         """,
         version: PetrelVersion.string,
         subcommands: [VipCommand.self, RealCommand.self, ReloadCommand.self, StatsCommand.self, ExplainCommand.self,
-                      RingCommand.self, StatusCommand.self, TopCommand.self, CheckCommand.self, DecapCommand.self]
+                      RingCommand.self, StatusCommand.self, TopCommand.self, FlowsCommand.self, CheckCommand.self, DecapCommand.self]
     )
 
     // Declared here too so that `petrel --socket PATH status` works as well as `petrel status --socket PATH`.
@@ -88,27 +88,16 @@ struct VipSpec: ExpressibleByArgument, CustomStringConvertible {
     }
 
     static func parse(_ text: String) throws -> VipKey {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw CLIError("VIP \(text): must be PROTO/ADDRESS:PORT, like tcp/198.18.100.1:80") }
-        guard let (host, port) = splitHostPort(parts[1]) else {
-            throw CLIError("VIP \(text): must be PROTO/ADDRESS:PORT (IPv6 in brackets: tcp/[fd50::1]:80)")
+        do {
+            return try VipKey.parse(text, field: "VIP \(text)")
+        } catch {
+            throw CLIError("\(error)")
         }
-        return try VipKey.parse(protocol: parts[0], address: host, port: port == "*" ? "0" : port)
     }
 
     var description: String { "\(key)" }
     /// `/v1/vips/tcp/198.18.100.1/80`.
     var path: String { "/v1/vips/\(key.pathComponent)" }
-}
-
-/// Splits `198.18.1.2:40000` or `[fd50::2]:40000`.
-func splitHostPort(_ text: String) -> (String, String)? {
-    if text.hasPrefix("[") {
-        guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
-        return (String(text[text.index(after: text.startIndex)..<close]), String(text[text.index(close, offsetBy: 2)...]))
-    }
-    guard let colon = text.lastIndex(of: ":"), text.filter({ $0 == ":" }).count == 1 else { return nil }
-    return (String(text[..<colon]), String(text[text.index(after: colon)...]))
 }
 
 /// Prints a table with left-aligned text columns and right-aligned numbers.

@@ -40,6 +40,9 @@ struct AdminAPI: Sendable {
     /// The transport's seam: reads run on the daemon's read queue, changes and reloads
     /// on its control queue, so a long reload never holds up a status call or a scrape.
     @Sendable func respond(to request: HTTPRequest, reply: HTTPReply) {
+        if request.method == "GET" && request.pathComponents == ["v1", "flows"] {
+            return daemon.readQueue.async { followFlowLog(request, reply: reply) }
+        }
         let queue = request.method == "GET" ? daemon.readQueue : daemon.queue
         queue.async { reply(handle(request)) }
     }
@@ -164,6 +167,25 @@ struct AdminAPI: Sendable {
             return json(ChangeDocument(try daemon.balancer.setWeight(weight, real: try realAddress(address), vip: vip.key)))
         default:
             return AdminAPI.error(404, "no endpoint \(method) /\(parts.joined(separator: "/")) (see docs/operating.md)")
+        }
+    }
+
+    // MARK: The flow log
+
+    /// `GET /v1/flows`: JSON lines as decisions come, until the request's count or
+    /// seconds (FlowLogQuery); a summary trailer ends it.
+    private func followFlowLog(_ request: HTTPRequest, reply: HTTPReply) {
+        do {
+            let query = try FlowLogQuery(query: request.query)
+            try daemon.flowLog.follow(query) {
+                reply.stream(status: 200, contentType: "application/x-ndjson", headers: ["Trailer": FlowLogSummary.trailer])
+            }
+        } catch let failure as PetrelError {
+            reply(AdminAPI.error(400, "\(failure)"))
+        } catch FlowLogService.Refusal.tooManyFollowers {
+            reply(AdminAPI.error(429, "the flow log has \(FlowLogService.maxFollowers) followers already; try again when one ends"))
+        } catch {
+            reply(AdminAPI.error(500, "\(error)"))
         }
     }
 

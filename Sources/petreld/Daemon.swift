@@ -37,6 +37,8 @@ final class Daemon: @unchecked Sendable {
     private(set) var restartNeeded: [String] = []
     /// Health checks (Health/HealthService.swift); set once init is done.
     private(set) var health: HealthService!
+    /// The flow log's followers (FlowLog/FlowLogService.swift).
+    private(set) var flowLog: FlowLogService!
     /// BGP announcements (Daemon+BGP.swift); nil without a `bgp` section.
     var announcer: Announcer?
     var announceTimer: DispatchSourceTimer?
@@ -65,6 +67,7 @@ final class Daemon: @unchecked Sendable {
         logger.notice("attached", metadata: ["interface": "\(config.interface)", "mode": "\(config.attachMode.rawValue)"])
         health = HealthService(daemon: self, policy: config.healthChecks, logger: logger)
         health.update(policy: config.healthChecks)
+        flowLog = FlowLogService(balancer: balancer)
     }
 
     // MARK: Reload
@@ -165,6 +168,8 @@ final class Daemon: @unchecked Sendable {
     /// Detaches and removes the pins, unless asked to keep forwarding for the next petreld.
     func shutdown() {
         health.stop()
+        // A program left attached logs nothing for a petreld that is gone.
+        try? balancer.setFlowLog(sampleEvery: 0)
         if keepForwardingOnExit {
             logger.notice("leaving the balancer attached and the maps pinned for the next petreld",
                           metadata: ["interface": "\(config.interface)", "pin_path": "\(config.pinPath)"])

@@ -23,8 +23,8 @@ struct RingBufferReaderTests {
         }
 
         /// One record with `sequence`; the packet is padded to an Ethernet header's length.
-        func emit(_ sequence: UInt32, repetitions: UInt32 = 1) throws {
-            var packet = withUnsafeBytes(of: sequence.littleEndian) { Array($0) }
+        func emit(_ sequence: UInt32, repetitions: UInt32 = 1, wakeReader: Bool = true) throws {
+            var packet = withUnsafeBytes(of: sequence.littleEndian) { Array($0) } + [wakeReader ? 0 : 1]
             packet += [UInt8](repeating: 0, count: 60 - packet.count)
             _ = try program.testRun(packet: packet, repetitions: repetitions)
         }
@@ -134,6 +134,23 @@ struct RingBufferReaderTests {
             if round.isMultiple(of: 2) { reader.stop() }  // the others stop as they are released
         }
         #expect(Self.openFDs(toMap: echo.ring.id) == baseline)
+    }
+
+    @Test("Records submitted without a wakeup are read by a reader that drains on a timer, and only by it")
+    func drainWithoutWakeup() throws {
+        let echo = try Echo()
+        let woken = Collected()
+        let wokenOnly = try BPFRingBufferReader(map: echo.ring) { woken.add($0) }
+        try echo.emit(1, wakeReader: false)
+        usleep(200_000)
+        #expect(woken.all.isEmpty, "no wakeup, no timer: the record waits")
+        wokenOnly.stop()
+        let drained = Collected()
+        let draining = try BPFRingBufferReader(map: echo.ring, drainEveryMilliseconds: 20) { drained.add($0) }
+        defer { draining.stop() }
+        try echo.emit(2, wakeReader: false)
+        #expect(drained.wait(for: 2) == 2)
+        #expect(drained.all.map(\.sequence) == [1, 2])
     }
 
     @Test("A map that is not a ring buffer is refused, naming it")

@@ -1,6 +1,7 @@
 /* For the ring-buffer reader's tests: each run writes one record (a sequence
  * number taken from the packet, and the packet's length) into a ring buffer,
- * or counts it as lost when the ring is full. */
+ * or counts it as lost when the ring is full. A packet whose fifth byte is 1
+ * submits without waking the reader (BPF_RB_NO_WAKEUP). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -30,7 +31,7 @@ int petrel_ringbuf_echo(struct xdp_md *ctx)
 	__u32 zero = 0;
 	__u64 *lost;
 
-	if (data + sizeof(__u32) > data_end)
+	if (data + sizeof(__u32) + 1 > data_end)
 		return XDP_ABORTED;
 	record = bpf_ringbuf_reserve(&echo_records, sizeof(*record), 0);
 	if (!record) {
@@ -41,7 +42,7 @@ int petrel_ringbuf_echo(struct xdp_md *ctx)
 	}
 	record->sequence = *(__u32 *)data;
 	record->length = (__u32)(data_end - data);
-	bpf_ringbuf_submit(record, 0);
+	bpf_ringbuf_submit(record, *((__u8 *)data + 4) == 1 ? BPF_RB_NO_WAKEUP : 0);
 	return XDP_PASS;
 }
 

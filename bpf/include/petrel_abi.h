@@ -224,6 +224,10 @@ struct petrel_traffic {
  * decision is a real chosen for a flow afresh (not a connection-table hit); the
  * reason says how. Nobody following costs one array read, on decisions only. */
 #define PETREL_FLOW_LOG_RING_BYTES (256 * 1024)  /* a power of two, a multiple of the page */
+/* A record wakes the reader only once this much is waiting; the reader also drains
+ * every PETREL_FLOW_LOG_DRAIN_MS. A wakeup per record would cost more than the record. */
+#define PETREL_FLOW_LOG_WAKEUP_BYTES (32 * 1024)
+#define PETREL_FLOW_LOG_DRAIN_MS 50
 
 enum petrel_flow_reason {
 	PETREL_FLOW_REASON_RING = 1,        /* a new flow placed by the VIP's Maglev ring */

@@ -56,7 +56,8 @@ static __always_inline void log_decision(const struct packet *pkt, const struct 
 	record->reason = reason;
 	record->flags = flags;
 	record->pad = 0;
-	bpf_ringbuf_submit(record, 0);
+	bpf_ringbuf_submit(record, bpf_ringbuf_query(&flow_log, BPF_RB_AVAIL_DATA) >= PETREL_FLOW_LOG_WAKEUP_BYTES
+				   ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	count_stat(counters, PETREL_STAT_EVENT_FLOW_LOG_EMITTED);
 }
 

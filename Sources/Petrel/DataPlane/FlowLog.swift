@@ -93,7 +93,8 @@ extension LoadBalancer {
     /// `setFlowLog(sampleEvery:)` turns it on; stop the reader when done.
     public func readFlowLog(onDecision: @escaping @Sendable (FlowDecision) -> Void) throws(PetrelError) -> BPFRingBufferReader {
         try kernel {
-            try BPFRingBufferReader(map: maps.flowLog, threadName: "petrel.flowlog") { bytes in
+            try BPFRingBufferReader(map: maps.flowLog, threadName: "petrel.flowlog",
+                                    drainEveryMilliseconds: Int32(PETREL_FLOW_LOG_DRAIN_MS)) { bytes in
                 if let decision = FlowDecision(record: bytes) { onDecision(decision) }
             }
         }

@@ -22,6 +22,7 @@ struct DaemonMetrics {
             reals(stats, &page)
         }
         interface(&page)
+        flowLog(&page)
         daemon.health.metrics(into: &page)
         daemon.bgpMetrics(into: &page)  // BGP/Daemon+BGP.swift
         ProcessMetrics.read()?.render(into: &page)
@@ -110,6 +111,18 @@ struct DaemonMetrics {
                          "Packets the driver failed to send after XDP_TX (ethtool statistics *xdp_tx_err*, summed over queues; native mode only).",
                          [(labels, xdpTransmitErrors.reduce(0) { $0 + $1.value })])
         }
+    }
+
+    /// petreld's side of the flow log; the data plane's side is in petrel_events_total
+    /// (flow_log_candidate, flow_log_emitted, flow_log_lost).
+    private func flowLog(_ page: inout MetricsPage) {
+        let (followers, counters) = daemon.flowLog.snapshot
+        page.gauge("petrel_flow_log_followers", "Clients following the flow log now (GET /v1/flows, petrel flows --follow).",
+                   [([], Double(followers))])
+        page.counter("petrel_flow_log_follows_total", "Follow requests served.", [([], UInt64(counters.follows))])
+        page.counter("petrel_flow_log_lines_total",
+                     "Flow-log lines by result: sent to a follower, or dropped because that follower read too slowly.",
+                     [([("result", "sent")], UInt64(counters.sent)), ([("result", "dropped")], UInt64(counters.dropped))])
     }
 
     // MARK: Labels
