@@ -14,8 +14,10 @@ source scripts/lib/demo.sh demo.sh "XDP and network namespaces"
 PREFIX=demo$$
 WORK=$(mktemp -d /tmp/petrel-demo.XXXXXX)
 DAEMON_PID=
+FLOWS_PID=
 cleanup() {
     set +e
+    if [ -n "$FLOWS_PID" ]; then kill "$FLOWS_PID" 2>/dev/null; wait "$FLOWS_PID" 2>/dev/null; fi
     if [ -n "$DAEMON_PID" ]; then kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; fi
     scripts/topology.sh destroy "$PREFIX" >/dev/null 2>&1
     rm -rf "$WORK"
@@ -60,6 +62,11 @@ if ! wait_for "petreld's admin socket" "$BIN/petrel" --socket "$SOCKET" status; 
 fi
 "$BIN/petrel" --socket "$SOCKET" status >&2
 
+# The flow log while the clients connect: the first decisions, as JSON lines (bounded: 8 lines or 30 s).
+"$BIN/petrel" --socket "$SOCKET" flows --follow --count 8 --seconds 30 >"$WORK/flows.jsonl" 2>"$WORK/flows.err" &
+FLOWS_PID=$!
+sleep 1  # time for the follower to connect
+
 say "Clients: $CONNECTIONS connections to every VIP"
 # name | VIP | port | protocol
 VIPS=(
@@ -92,6 +99,12 @@ print(r["sent"], r["answered"], per)' "$result")"
     [ "$port" = 8080 ] && label="$proto/$address:*"
     printf '%-30s %-22s %4s/%-4s   %s\n' "$name" "$label" "$vip_answered" "$vip_sent" "$per_real"
 done
+
+say "The flow log: the first decisions (petrel flows --follow --count 8)"
+wait "$FLOWS_PID" || true
+FLOWS_PID=
+cat "$WORK/flows.jsonl"
+cat "$WORK/flows.err" >&2
 
 say "Petrel's counters (petrel stats)"
 "$BIN/petrel" --socket "$SOCKET" stats

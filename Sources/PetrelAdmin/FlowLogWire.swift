@@ -80,11 +80,31 @@ public struct FlowLogLine: Codable, Sendable, Equatable {
     public var tablesBypassed: Bool
     public var cpu: Int
 
+    // Declared in the order the lines show them.
     enum CodingKeys: String, CodingKey {
-        case time, `protocol`, family, client, vip, real, reason, remembered, cpu
+        case time, `protocol`, family, client
         case clientPort = "client_port"
+        case vip
         case destinationPort = "destination_port"
+        case real, reason, remembered
         case tablesBypassed = "tables_bypassed"
+        case cpu
+    }
+
+    public init(time: String, protocol: String, family: String, client: String, clientPort: Int, vip: String, destinationPort: Int,
+                real: String, reason: String, remembered: Bool, tablesBypassed: Bool, cpu: Int) {
+        self.time = time
+        self.protocol = `protocol`
+        self.family = family
+        self.client = client
+        self.clientPort = clientPort
+        self.vip = vip
+        self.destinationPort = destinationPort
+        self.real = real
+        self.reason = reason
+        self.remembered = remembered
+        self.tablesBypassed = tablesBypassed
+        self.cpu = cpu
     }
 
     public init(_ decision: FlowDecision, vip: VipKey?) {
@@ -102,11 +122,27 @@ public struct FlowLogLine: Codable, Sendable, Equatable {
         cpu = Int(decision.cpu)
     }
 
-    /// The line as sent: compact JSON, keys in a fixed order, then a newline.
+    /// The line as sent: compact JSON, keys in the order above (JSONEncoder would
+    /// shuffle them), then a newline.
     public func encoded() -> Data {
-        var line = AdminJSON.encodeCompact(self)
-        line.append(0x0A)
-        return line
+        func text(_ value: String) -> String {
+            var out = "\""
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        }
+        let fields: [(CodingKeys, String)] = [
+            (.time, text(time)), (.protocol, text(`protocol`)), (.family, text(family)), (.client, text(client)),
+            (.clientPort, "\(clientPort)"), (.vip, text(vip)), (.destinationPort, "\(destinationPort)"), (.real, text(real)),
+            (.reason, text(reason)), (.remembered, "\(remembered)"), (.tablesBypassed, "\(tablesBypassed)"), (.cpu, "\(cpu)"),
+        ]
+        return Data(("{" + fields.map { "\"\($0.0.rawValue)\":\($0.1)" }.joined(separator: ",") + "}\n").utf8)
     }
 
     static func format(_ date: Date) -> String {

@@ -93,7 +93,7 @@ public enum AdminJSON {
         return ((try? encoder.encode(value)) ?? Data("{}".utf8)) + Data("\n".utf8)
     }
 
-    /// One line of compact JSON, keys sorted (no newline): for streamed JSON lines.
+    /// One line of compact JSON, keys sorted (no newline): e.g. an HTTP trailer.
     public static func encodeCompact<T: Encodable>(_ value: T) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
