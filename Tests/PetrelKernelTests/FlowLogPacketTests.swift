@@ -127,6 +127,27 @@ struct FlowLogPacketTests {
         #expect(decisions.wait(for: kept).count == kept)
     }
 
+    @Test("A decision made by a source route says so; a client outside every prefix gets the ring")
+    func sourcePrefixReason() throws {
+        let pinned = TestVips.reals4[2].address
+        let balancer = try makeBalancer(vips: TestVips.all.map {
+            $0.key == TestVips.web4
+                ? Vip(key: TestVips.web4, reals: TestVips.reals4, sourceRoutes: [SourceRoute(prefix: IPPrefix("198.18.70.0/24")!, real: pinned)])
+                : $0
+        })
+        try balancer.setFlowLog(sampleEvery: 1)
+        let (decisions, reader) = try following(balancer)
+        defer { reader.stop() }
+        let routed = Flow(proto: .tcp, source: ip("198.18.70.8"), sourcePort: 3000, destination: TestVips.web4.address, destinationPort: 80)
+        let other = Flow(proto: .tcp, source: ip("203.0.113.7"), sourcePort: 3000, destination: TestVips.web4.address, destinationPort: 80)
+        #expect(try forwardedDestination(balancer, routed, flags: PacketBuilder.TCPFlags.syn) == pinned)
+        _ = try forwardedDestination(balancer, other, flags: PacketBuilder.TCPFlags.syn)
+        let both = decisions.wait(for: 2)
+        #expect(both.map(\.flow) == [routed, other])
+        #expect(both.map(\.reason) == [.sourcePrefix, .ring])
+        #expect(both.first?.real == pinned)
+    }
+
     @Test("Flags: a decision the SYN-flood guard keeps out of the tables is not remembered; an lru_bypass VIP's bypasses them")
     func flags() throws {
         let bypass = VipKey(address: ip("198.18.100.9"), port: 80, proto: .tcp)
