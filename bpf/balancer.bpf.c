@@ -1,7 +1,8 @@
 /* Petrel's forwarding program. Read it as the packet's journey: parse, match a
  * VIP, pick a real (a QUIC connection ID's server id, else connection tables,
  * then the Maglev ring), encapsulate (IP-in-IP or GUE),
- * transmit. Anything that is not ours goes to the kernel untouched. */
+ * transmit. Echo requests to VIP addresses, and packets too big to encapsulate,
+ * are answered with ICMP. Anything that is not ours goes to the kernel untouched. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "petrel_abi.h"
@@ -11,15 +12,18 @@
 #include "lib/select.h"
 #include "lib/encap.h"
 #include "lib/quic.h"
+#include "lib/icmp.h"
 
-static __always_inline int verdict_for(int reason)
+/* too_big_outer_len: what answer_too_big needs for DROP_TOO_BIG (see balance). */
+static __always_inline int verdict_for(struct xdp_md *ctx, int reason, __u32 too_big_outer_len)
 {
 	switch (reason) {
 	case PETREL_STAT_FORWARD:
 		return XDP_TX;
+	case PETREL_STAT_DROP_TOO_BIG:  /* answered with ICMP if it may be (its count moves to reply_too_big) */
+		return answer_too_big(ctx, too_big_outer_len);
 	case PETREL_STAT_DROP_MALFORMED:
 	case PETREL_STAT_DROP_NO_REAL:
-	case PETREL_STAT_DROP_TOO_BIG:
 	case PETREL_STAT_DROP_ENCAP_FAILED:
 	case PETREL_STAT_DROP_NO_CONFIG:
 		return XDP_DROP;
@@ -28,7 +32,8 @@ static __always_inline int verdict_for(int reason)
 	}
 }
 
-static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters)
+/* too_big_outer_len: for DROP_TOO_BIG, the encapsulation the chosen real needs. */
+static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters, __u32 *too_big_outer_len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -41,8 +46,11 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	int reason;
 
 	reason = parse_packet(data, end, &pkt);
-	if (reason != PARSE_OK)
+	if (reason != PARSE_OK) {
+		if (reason == PETREL_STAT_PASS_ICMP)  /* maybe an echo request: its program answers or passes it */
+			bpf_tail_call(ctx, &echo_program, 0);
 		return reason;
+	}
 
 	vip = find_vip(&pkt.flow);
 	if (!vip)
@@ -60,6 +68,8 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	}
 
 	reason = encapsulate(ctx, &pkt, choice.real, cfg, choice.hash);
+	if (reason == PETREL_STAT_DROP_TOO_BIG)
+		*too_big_outer_len = outer_header_len(choice.real);
 	if (reason != PETREL_STAT_FORWARD)
 		return reason;
 
@@ -76,14 +86,30 @@ SEC("xdp")
 int petrel_balancer(struct xdp_md *ctx)
 {
 	struct petrel_counters *counters = cpu_counters();
+	__u32 too_big_outer_len = 0;
 	int reason;
 
 	if (!counters)  /* never: the array has its one entry on every CPU */
 		return XDP_PASS;
 	count_stat(counters, PETREL_STAT_RX);
-	reason = balance(ctx, counters);
+	reason = balance(ctx, counters, &too_big_outer_len);
 	count_stat(counters, reason);
-	return verdict_for(reason);
+	return verdict_for(ctx, reason, too_big_outer_len);
+}
+
+/* The balancer's tail call for ICMP that is not an error about a flow (RX was
+ * counted there): echo requests to VIP addresses are answered, the rest passed. */
+SEC("xdp")
+int petrel_echo_reply(struct xdp_md *ctx)
+{
+	struct petrel_counters *counters = cpu_counters();
+	int reason;
+
+	if (!counters)
+		return XDP_PASS;
+	reason = echo_answer(ctx, counters);
+	count_stat(counters, reason);
+	return reason == PETREL_STAT_REPLY_ECHO ? XDP_TX : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

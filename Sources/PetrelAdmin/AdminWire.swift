@@ -195,6 +195,8 @@ public struct ExplainDocument: Codable, Sendable {
     public var sourceRoute: ExplainSourceRouteDocument?
     /// Where the next packet goes; nil: dropped (or passed, without a VIP).
     public var real: String?
+    /// The largest client IP packet that fits to `real` once encapsulated (bigger ones get ICMP too big).
+    public var largestPacket: Int?
     /// The explanation as the operator reads it.
     public var text: String
 
@@ -210,12 +212,13 @@ public struct ExplainDocument: Codable, Sendable {
             ExplainSourceRouteDocument(prefix: "\($0.prefix)", real: "\($0.real)", inService: $0.inService)
         }
         real = explanation.real.map { "\($0)" }
+        largestPacket = explanation.largestPacket
         text = explanation.description
     }
 
     enum CodingKeys: String, CodingKey {
         case flow, vip, flags, hash, ringSlot = "ring_slot", ringReal = "ring_real"
-        case rememberedReal = "remembered_real", sourceRoute = "source_route", real, text
+        case rememberedReal = "remembered_real", sourceRoute = "source_route", real, largestPacket = "largest_packet", text
     }
 }
 

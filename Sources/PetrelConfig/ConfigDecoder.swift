@@ -13,10 +13,11 @@ struct ConfigDecoder {
     enum Keys {
         static let top = [
             "interface", "attach_mode", "next_hop", "encapsulation", "ring_size", "connection_table_size",
-            "max_vips", "max_reals", "mtu", "syn_flood_threshold", "pin_path", "admin", "metrics", "health_check", "bgp", "vips",
+            "max_vips", "max_reals", "mtu", "syn_flood_threshold", "icmp", "pin_path", "admin", "metrics", "health_check", "bgp", "vips",
         ]
         static let nextHop = ["mac", "gateway"]
         static let encapsulation = ["source_v4", "source_v6", "gue_port"]
+        static let icmp = ["echo_reply", "too_big", "rate_limit"]
         static let admin = ["socket", "tcp"]
         static let metrics = ["listen"]
         static let vip = ["address", "port", "protocol", "flags", "health_check", "reals", "source_routes"]
@@ -61,6 +62,7 @@ struct ConfigDecoder {
         if let node = top.optional("syn_flood_threshold"), let threshold = node.integer(in: Limits.synFloodThreshold) {
             config.synFloodThreshold = threshold
         }
+        if let node = top.optional("icmp") { readICMP(node, into: &config) }
         if let node = top.optional("pin_path"), let path = node.absolutePath() { config.pinPath = path }
         if let node = top.optional("admin") { readAdmin(node, into: &config) }
         let listenNode = top.optional("metrics")?.mapping(keys: Keys.metrics)?.optional("listen")
@@ -111,6 +113,13 @@ struct ConfigDecoder {
             node.report("must set exactly one of mac (the router's MAC address) or gateway (its IP address); neither is set")
         }
         return nil
+    }
+
+    private func readICMP(_ node: ConfigNode, into config: inout PetrelConfiguration) {
+        guard let icmp = node.mapping(keys: Keys.icmp) else { return }
+        if let echo = icmp.optional("echo_reply")?.boolean() { config.icmpEchoReply = echo }
+        if let tooBig = icmp.optional("too_big")?.boolean() { config.icmpTooBig = tooBig }
+        if let limit = icmp.optional("rate_limit")?.integer(in: Limits.icmpRateLimit) { config.icmpRateLimit = limit }
     }
 
     private func readEncapsulation(_ node: ConfigNode, into config: inout PetrelConfiguration) {

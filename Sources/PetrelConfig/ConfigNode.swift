@@ -129,6 +129,15 @@ struct ConfigNode {
         return value
     }
 
+    /// `true` or `false` (YAML 1.2's spelling; `yes`/`on` are refused as ambiguous).
+    func boolean() -> Bool? {
+        guard case .scalar(let scalar) = node, !isNull, scalar.style == .plain, ["true", "false"].contains(scalar.string) else {
+            report("must be true or false, got \(describe())")
+            return nil
+        }
+        return scalar.string == "true"
+    }
+
     /// One of the raw values of `T`.
     func choice<T: RawRepresentable & CaseIterable>(of type: T.Type) -> T? where T.RawValue == String {
         let allowed = T.allCases.map(\.rawValue)

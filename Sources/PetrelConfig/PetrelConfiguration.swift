@@ -27,6 +27,12 @@ public struct PetrelConfiguration: Equatable, Sendable {
     /// New connections per CPU per second remembered in the connection tables
     /// (above it they forward unremembered); 0 turns the SYN-flood guard off.
     public var synFloodThreshold: Int
+    /// Answer echo requests to VIP addresses in the data plane (`icmp.echo_reply`).
+    public var icmpEchoReply: Bool
+    /// Answer packets too big once encapsulated with ICMP (`icmp.too_big`).
+    public var icmpTooBig: Bool
+    /// ICMP answers per CPU per second (`icmp.rate_limit`); 0: no limit.
+    public var icmpRateLimit: Int
 
     // MARK: Map sizes
 
@@ -70,6 +76,9 @@ public struct PetrelConfiguration: Equatable, Sendable {
         guePort: UInt16 = Defaults.guePort,
         mtu: Int? = nil,
         synFloodThreshold: Int = Defaults.synFloodThreshold,
+        icmpEchoReply: Bool = Defaults.icmpEchoReply,
+        icmpTooBig: Bool = Defaults.icmpTooBig,
+        icmpRateLimit: Int = Defaults.icmpRateLimit,
         ringSize: Int = Defaults.ringSize,
         connectionTableSize: Int = Defaults.connectionTableSize,
         maxVips: Int = Defaults.maxVips,
@@ -89,6 +98,9 @@ public struct PetrelConfiguration: Equatable, Sendable {
         self.guePort = guePort
         self.mtu = mtu
         self.synFloodThreshold = synFloodThreshold
+        self.icmpEchoReply = icmpEchoReply
+        self.icmpTooBig = icmpTooBig
+        self.icmpRateLimit = icmpRateLimit
         self.ringSize = ringSize
         self.connectionTableSize = connectionTableSize
         self.maxVips = maxVips
@@ -166,6 +178,10 @@ extension PetrelConfiguration {
         public static let adminSocket = "/run/petrel/admin.sock"
         public static let weight = Real.defaultWeight
         public static let synFloodThreshold = Int(ForwardingSettings.defaultSynFloodThreshold)
+        /// On, as Katran: the balancer owns the VIP addresses, so it answers for them.
+        public static let icmpEchoReply = true
+        public static let icmpTooBig = true
+        public static let icmpRateLimit = Int(ForwardingSettings.defaultICMPRateLimit)
     }
 
     /// The ranges the loader accepts. `config/README.md` gives the reason for each.
@@ -183,6 +199,7 @@ extension PetrelConfiguration {
         /// IPv6 needs 1280; 9216 is the largest jumbo frame common NICs accept.
         public static let mtu = ForwardingSettings.mtuRange
         public static let synFloodThreshold = 0...Int(UInt32.max)
+        public static let icmpRateLimit = 0...Int(UInt32.max)
         /// IFNAMSIZ minus the terminating NUL.
         public static let interfaceNameLength = 15
         /// `sun_path` minus the terminating NUL.

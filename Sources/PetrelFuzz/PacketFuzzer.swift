@@ -52,7 +52,9 @@ public final class PacketFuzzer {
     public init(seed: UInt64) throws {
         self.seed = seed
         balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 4093, connectionTableSize: 65536))
-        try balancer.configureForwarding(ForwardingSettings(interfaceMAC: Self.interfaceMAC, nextHopMAC: Self.nextHopMAC, mtu: Self.mtu))
+        // No ICMP rate limit: every answer the model expects is sent (the limit has its own test).
+        try balancer.configureForwarding(ForwardingSettings(interfaceMAC: Self.interfaceMAC, nextHopMAC: Self.nextHopMAC, mtu: Self.mtu,
+                                                            icmpRateLimit: 0))
         try balancer.apply(Self.vips)
         classifier = ReferenceClassifier(vips: Dictionary(uniqueKeysWithValues: Self.vips.map { ($0.key, $0) }), mtu: Self.mtu)
     }
@@ -116,7 +118,7 @@ public final class PacketFuzzer {
         let verdict = classifier.classify(frame)
         let result = try balancer.program.testRun(packet: frame)
         let expectedAction: UInt32 = switch verdict.reason {
-        case .forward: 3
+        case .forward, .replyEcho, .replyTooBig: 3
         case .dropMalformed, .dropNoReal, .dropTooBig, .dropEncapFailed, .dropNoConfig: 1
         default: 2
         }
@@ -129,11 +131,82 @@ public final class PacketFuzzer {
         if expectedAction == 2 && result.packet != frame {
             return (verdict.reason, "a passed packet was modified")
         }
+        if verdict.reason == .replyEcho {
+            return (verdict.reason, checkEchoReply(result.packet, request: frame, l2Length: verdict.l2Length))
+        }
+        if verdict.reason == .replyTooBig {
+            let expected = Self.tooBigAnswer(to: frame, l2Length: verdict.l2Length, mtu: verdict.answerMTU)
+            return (verdict.reason, result.packet == expected ? nil : "too-big answer differs from the model's: got \(result.packet.count) bytes"
+                    + (result.packet.count == expected.count ? " differing first at byte \(zip(result.packet, expected).enumerated().first { $0.element.0 != $0.element.1 }!.offset)" : ", expected \(expected.count)"))
+        }
         if expectedAction == 3, let vip = verdict.vip {
             return (verdict.reason, checkEncapsulated(result.packet, input: frame, vip: vip, l2Length: verdict.l2Length,
                                                       l3Length: verdict.l3Length, quicReal: verdict.quicReal, routedReal: verdict.routedReal))
         }
         return (verdict.reason, nil)
+    }
+
+    /// An echo reply is the request with MACs and addresses swapped, type 0 / 129,
+    /// TTL or hop limit 64, IPv4 header checksum right, ICMP checksum right where
+    /// the request's was; id, sequence, payload and length unchanged.
+    private func checkEchoReply(_ output: [UInt8], request: [UInt8], l2Length: Int) -> String? {
+        guard output.count == request.count else { return "echo reply is \(output.count) bytes, the request \(request.count)" }
+        guard Array(output[0..<6]) == Array(request[6..<12]), Array(output[6..<12]) == Array(request[0..<6]) else { return "echo reply: MACs not swapped" }
+        guard Array(output[12..<l2Length]) == Array(request[12..<l2Length]) else { return "echo reply: L2 type or VLAN changed" }
+        let ip = l2Length
+        if request[l2Length - 2] == 0x08 {
+            let total = Int(request[ip + 2]) << 8 | Int(request[ip + 3])
+            guard output[ip + 8] == 64 else { return "echo reply TTL \(output[ip + 8])" }
+            guard Array(output[ip + 12 ..< ip + 16]) == Array(request[ip + 16 ..< ip + 20]),
+                  Array(output[ip + 16 ..< ip + 20]) == Array(request[ip + 12 ..< ip + 16]) else { return "echo reply: IPv4 addresses not swapped" }
+            guard PacketBuilder.internetChecksum(Array(output[ip ..< ip + 20])) == 0 else { return "echo reply: IPv4 header checksum wrong" }
+            guard Array(output[ip ..< ip + 8]) == Array(request[ip ..< ip + 8]), output[ip + 9] == 1 else { return "echo reply: IPv4 header changed" }
+            let icmp = ip + 20
+            guard output[icmp] == 0, output[icmp + 1] == 0 else { return "echo reply type/code \(output[icmp])/\(output[icmp + 1])" }
+            guard Array(output[icmp + 4 ..< ip + total]) == Array(request[icmp + 4 ..< ip + total]) else { return "echo reply: id, sequence or payload changed" }
+            if PacketBuilder.internetChecksum(Array(request[icmp ..< ip + total])) == 0,
+               PacketBuilder.internetChecksum(Array(output[icmp ..< ip + total])) != 0 { return "echo reply: ICMP checksum wrong" }
+        } else {
+            let total = 40 + (Int(request[ip + 4]) << 8 | Int(request[ip + 5]))
+            guard output[ip + 7] == 64 else { return "echo reply hop limit \(output[ip + 7])" }
+            let source = IPAddress(wireBytes: output[ip + 8 ..< ip + 24])!, destination = IPAddress(wireBytes: output[ip + 24 ..< ip + 40])!
+            guard Array(output[ip + 8 ..< ip + 24]) == Array(request[ip + 24 ..< ip + 40]),
+                  Array(output[ip + 24 ..< ip + 40]) == Array(request[ip + 8 ..< ip + 24]) else { return "echo reply: IPv6 addresses not swapped" }
+            guard Array(output[ip ..< ip + 7]) == Array(request[ip ..< ip + 7]) else { return "echo reply: IPv6 header changed" }
+            let icmp = ip + 40
+            guard output[icmp] == 129, output[icmp + 1] == 0 else { return "echo reply type/code \(output[icmp])/\(output[icmp + 1])" }
+            guard Array(output[icmp + 4 ..< ip + total]) == Array(request[icmp + 4 ..< ip + total]) else { return "echo reply: id, sequence or payload changed" }
+            if PacketBuilder.icmpv6Checksum(source: destination, destination: source, message: Array(request[icmp ..< ip + total])) == 0,
+               PacketBuilder.icmpv6Checksum(source: source, destination: destination, message: Array(output[icmp ..< ip + total])) != 0 {
+                return "echo reply: ICMPv6 checksum wrong"
+            }
+        }
+        return nil
+    }
+
+    /// The too-big answer the data plane must send for `frame`, built here from the
+    /// RFCs: MACs swapped, VLAN kept, from the VIP to the client, ICMP type 3 code 4
+    /// (IPv4, 576 bytes) or ICMPv6 type 2 (1280 bytes) naming `mtu`, quoting the packet's start.
+    static func tooBigAnswer(to frame: [UInt8], l2Length: Int, mtu: Int) -> [UInt8] {
+        let l3 = Array(frame[l2Length...])
+        let mtuField: [UInt8] = [0, 0, UInt8(mtu >> 8), UInt8(mtu & 0xff)]
+        var answer = Array(frame[6..<12]) + Array(frame[0..<6]) + Array(frame[12..<l2Length])
+        if l3[0] >> 4 == 4 {
+            var icmp: [UInt8] = [3, 4, 0, 0] + mtuField + l3.prefix(548)
+            let checksum = PacketBuilder.internetChecksum(icmp)
+            icmp[2] = UInt8(checksum >> 8); icmp[3] = UInt8(checksum & 0xff)
+            var ip: [UInt8] = [0x45, 0, 0x02, 0x40, 0, 0, 0, 0, 64, 1, 0, 0] + Array(l3[16..<20]) + Array(l3[12..<16])
+            let ipChecksum = PacketBuilder.internetChecksum(ip)
+            ip[10] = UInt8(ipChecksum >> 8); ip[11] = UInt8(ipChecksum & 0xff)
+            answer += ip + icmp
+        } else {
+            let source = IPAddress(wireBytes: l3[24..<40])!, destination = IPAddress(wireBytes: l3[8..<24])!
+            var icmp: [UInt8] = [2, 0, 0, 0] + mtuField + l3.prefix(1232)
+            let checksum = PacketBuilder.icmpv6Checksum(source: source, destination: destination, message: icmp)
+            icmp[2] = UInt8(checksum >> 8); icmp[3] = UInt8(checksum & 0xff)
+            answer += [0x60, 0, 0, 0, 0x04, 0xd8, 58, 64] + source.bytes + destination.bytes + icmp
+        }
+        return answer
     }
 
     private func checkEncapsulated(_ output: [UInt8], input: [UInt8], vip: Vip, l2Length: Int, l3Length: Int, quicReal: IPAddress?,

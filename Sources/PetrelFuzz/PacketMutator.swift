@@ -9,7 +9,7 @@ struct PacketMutator {
 
     enum Kind: String, CaseIterable {
         case randomBytes, valid, truncated, lengthLies, badIHL, ipv4Options, fragment, ipv6Extension,
-             vlan, icmpGarbage, icmpValid, byteFlips, maximal, quic
+             vlan, icmpGarbage, icmpValid, byteFlips, maximal, quic, echo, tooBig
     }
 
     mutating func next() -> (kind: Kind, frame: [UInt8]) {
@@ -79,7 +79,69 @@ struct PacketMutator {
             return validFrame(payload: Int.random(in: 1400...3000, using: &rng))
         case .quic:
             return quicFrame()
+        case .echo:
+            return echoFrame()
+        case .tooBig:
+            return tooBigFrame()
         }
+    }
+
+    /// An echo request to a VIP address or a neighbour of one (often in the same
+    /// filter slot, never answered), sometimes with a code, IP options, a VLAN tag
+    /// or a checksum that does not verify.
+    private mutating func echoFrame() -> [UInt8] {
+        var flow = randomFlow()
+        if Int.random(in: 0..<4, using: &rng) == 0 {
+            var bytes = flow.destination.bytes
+            bytes[bytes.count - 1] ^= UInt8.random(in: 1...255, using: &rng)
+            flow = Flow(proto: flow.proto, source: flow.source, sourcePort: 0, destination: IPAddress(wireBytes: bytes)!, destinationPort: 0)
+        }
+        let payload = (0..<Int.random(in: 0...120, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var frame = PacketBuilder.echoRequest(from: flow.source, to: flow.destination, id: UInt16.random(in: 0...UInt16.max, using: &rng),
+                                              sequence: UInt16.random(in: 0...UInt16.max, using: &rng), payload: payload,
+                                              vlan: Int.random(in: 0..<4, using: &rng) == 0 ? 7 : nil)
+        let l2 = frame[12] == 0x81 ? 18 : 14
+        let icmp = l2 + (flow.source.family == .ipv4 ? 20 : 40)
+        switch Int.random(in: 0..<8, using: &rng) {
+        case 0: frame[icmp + 1] = UInt8.random(in: 1...255, using: &rng)              // a code
+        case 1: frame[icmp + 4 + Int.random(in: 0..<4, using: &rng)] ^= 0x5a          // checksum no longer verifies
+        case 2 where flow.source.family == .ipv4:                                      // IP options
+            let options: [UInt8] = [1, 1, 1, 0]
+            let l3 = PacketBuilder.ipv4(source: flow.source, destination: flow.destination, protocol: 1,
+                                        payload: Array(frame[icmp...]), options: options)
+            frame = Array(frame[0..<l2]) + l3
+        default: break
+        }
+        return frame
+    }
+
+    /// A packet to a VIP that does not fit the link once encapsulated: usually
+    /// answerable, sometimes without DF (IPv4), from an address that is not one
+    /// host's, or on a VLAN.
+    private mutating func tooBigFrame() -> [UInt8] {
+        var frame = validFrame(vlan: Int.random(in: 0..<4, using: &rng) == 0 ? 9 : nil, payload: Int.random(in: 1450...2000, using: &rng))
+        let l2 = frame[12] == 0x81 ? 18 : 14
+        let v4 = frame[l2 - 2] == 0x08
+        switch Int.random(in: 0..<6, using: &rng) {
+        case 0 where v4:
+            frame[l2 + 6] &= ~0x40  // DF clear: no answer
+            fixIPv4Checksum(&frame, at: l2)
+        case 1:
+            let sources: [[UInt8]] = v4 ? [[127, 0, 0, 1], [224, 0, 0, 5], [0, 1, 2, 3], [255, 255, 255, 255], [240, 1, 1, 1]]
+                : [[0xff, 2] + [UInt8](repeating: 0, count: 13) + [1], [UInt8](repeating: 0, count: 16), [UInt8](repeating: 0, count: 15) + [1]]
+            let source = sources.randomElement(using: &rng)!
+            frame.replaceSubrange(l2 + (v4 ? 12 : 8) ..< l2 + (v4 ? 16 : 24), with: source)
+            if v4 { fixIPv4Checksum(&frame, at: l2) }
+        default: break
+        }
+        return frame
+    }
+
+    private func fixIPv4Checksum(_ frame: inout [UInt8], at l2: Int) {
+        let headerLength = Int(frame[l2] & 0x0f) * 4
+        frame[l2 + 10] = 0; frame[l2 + 11] = 0
+        let checksum = PacketBuilder.internetChecksum(Array(frame[l2 ..< l2 + headerLength]))
+        frame[l2 + 10] = UInt8(checksum >> 8); frame[l2 + 11] = UInt8(checksum & 0xff)
     }
 
     /// A QUIC packet to a `quic` VIP: long or short header, a connection ID naming

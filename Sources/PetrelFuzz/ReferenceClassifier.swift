@@ -6,6 +6,10 @@ import Petrel
 struct ReferenceClassifier {
     let vips: [VipKey: Vip]
     let mtu: Int
+    /// The ICMP answers (docs/icmp.md): echo replies for VIP addresses, too-big answers.
+    var echoReply = true
+    var tooBig = true
+    var vipAddresses: Set<IPAddress> { Set(vips.keys.map(\.address)) }
 
     struct Verdict {
         var reason: StatReason
@@ -18,6 +22,8 @@ struct ReferenceClassifier {
         var quicReal: IPAddress?
         /// The real the client's longest source route pins it to, if that real is in service.
         var routedReal: IPAddress?
+        /// For a too-big answer: the MTU it must name.
+        var answerMTU = 0
     }
 
     func classify(_ frame: [UInt8]) -> Verdict {
@@ -56,6 +62,11 @@ struct ReferenceClassifier {
             if proto == 1 {
                 guard l4 + 8 <= count, l4Length >= 8 else { return Verdict(reason: .dropMalformed) }
                 let type = frame[l4]
+                if type == 8 {
+                    // Answered only without IP options and with code 0; else the kernel's.
+                    let answered = echoReply && isVipAddress(flow.destination) && ihl == 5 && frame[l4 + 1] == 0
+                    return Verdict(reason: answered ? .replyEcho : .passICMP, l2Length: l2, l3Length: total)
+                }
                 guard type == 3 || type == 11 else { return Verdict(reason: .passICMP) }
                 let quoted = l4 + 8, quotedLength = l4Length - 8
                 guard quoted + 20 <= count, frame[quoted] >> 4 == 4, frame[quoted] & 0x0f >= 5 else { return Verdict(reason: .passICMP) }
@@ -87,6 +98,10 @@ struct ReferenceClassifier {
             if next == 58 {
                 guard l4 + 8 <= count, l4Length >= 8 else { return Verdict(reason: .dropMalformed) }
                 let type = frame[l4]
+                if type == 128 {
+                    let answered = echoReply && isVipAddress(flow.destination) && frame[l4 + 1] == 0
+                    return Verdict(reason: answered ? .replyEcho : .passICMP, l2Length: l2, l3Length: total)
+                }
                 guard type == 1 || type == 2 || type == 3 else { return Verdict(reason: .passICMP) }
                 let quoted = l4 + 8, quotedLength = l4Length - 8
                 guard quoted + 40 <= count, frame[quoted] >> 4 == 6, quotedLength >= 44 else { return Verdict(reason: .passICMP) }
@@ -132,7 +147,14 @@ struct ReferenceClassifier {
         guard let firstReal = chosen ?? vip.reals.first(where: { $0.weight > 0 })
         else { return Verdict(reason: .dropNoReal) }
         let outerLength = (firstReal.address.family == .ipv4 ? 20 : 40) + (firstReal.encapsulation == .gue ? 8 : 0)
-        if outerLength + l3Length > mtu { return Verdict(reason: .dropTooBig) }
+        if outerLength + l3Length > mtu {
+            // An answer is due to one host's packet that asked not to be fragmented, never to an ICMP error.
+            let dontFragment = family == .ipv6 || frame[l2 + 6] & 0x40 != 0
+            let source = IPAddress(wireBytes: flow.source)!
+            guard tooBig, !icmpError, dontFragment, source.namesOneHost else { return Verdict(reason: .dropTooBig) }
+            let answerMTU = family == .ipv6 ? max(mtu - outerLength, 1280) : mtu - outerLength
+            return Verdict(reason: .replyTooBig, vip: vip, l2Length: l2, l3Length: l3Length, answerMTU: answerMTU)
+        }
         return Verdict(reason: .forward, vip: vip, l2Length: l2, l3Length: l3Length, quicReal: quicReal, routedReal: routedReal)
     }
 
@@ -148,6 +170,10 @@ struct ReferenceClassifier {
             if matches && route.prefix.length >= (best?.prefix.length ?? -1) { best = route }
         }
         return best
+    }
+
+    private func isVipAddress(_ bytes: [UInt8]) -> Bool {
+        IPAddress(wireBytes: bytes).map { vipAddresses.contains($0) } ?? false
     }
 
     /// TCP or UDP ports; returns the reason when the packet goes no further.

@@ -25,6 +25,10 @@ extension PetrelConfiguration {
         lines.append("max_reals: \(maxReals)")
         if let mtu { lines.append("mtu: \(mtu)") }
         lines.append("syn_flood_threshold: \(synFloodThreshold)")
+        lines.append("icmp:")
+        lines.append("  echo_reply: \(icmpEchoReply)")
+        lines.append("  too_big: \(icmpTooBig)")
+        lines.append("  rate_limit: \(icmpRateLimit)")
         lines.append("pin_path: \(Self.scalar(pinPath))")
         lines.append("admin:")
         lines.append("  socket: \(Self.scalar(adminSocket))")

@@ -77,6 +77,31 @@ public enum PacketBuilder {
         [type, code, 0, 0, 0, 0, 0x05, 0xdc] + quoted
     }
 
+    /// An echo request frame (ICMP type 8 or ICMPv6 type 128, by the addresses'
+    /// family) with correct checksums.
+    public static func echoRequest(from source: IPAddress, to destination: IPAddress, id: UInt16, sequence: UInt16,
+                                   payload: [UInt8], vlan: UInt16? = nil) -> [UInt8] {
+        if source.family == .ipv4 {
+            var icmp = [8, 0, 0, 0] + be16(id) + be16(sequence) + payload
+            let checksum = internetChecksum(icmp)
+            icmp[2] = UInt8(checksum >> 8)
+            icmp[3] = UInt8(checksum & 0xff)
+            return ethernet(etherType: etherTypeIPv4, payload: ipv4(source: source, destination: destination, protocol: 1, payload: icmp), vlan: vlan)
+        }
+        var icmp = [128, 0, 0, 0] + be16(id) + be16(sequence) + payload
+        let checksum = icmpv6Checksum(source: source, destination: destination, message: icmp)
+        icmp[2] = UInt8(checksum >> 8)
+        icmp[3] = UInt8(checksum & 0xff)
+        return ethernet(etherType: etherTypeIPv6, payload: ipv6(source: source, destination: destination, nextHeader: 58, payload: icmp), vlan: vlan)
+    }
+
+    /// The ICMPv6 checksum of `message` (its checksum field included as it is):
+    /// RFC 4443 2.3, over the pseudo-header (addresses, length, next header 58) and the message.
+    /// 0 when run over a message whose checksum is correct.
+    public static func icmpv6Checksum(source: IPAddress, destination: IPAddress, message: [UInt8]) -> UInt16 {
+        internetChecksum(source.bytes + destination.bytes + be32(UInt32(message.count)) + [0, 0, 0, 58] + message)
+    }
+
     /// The RFC 1071 checksum; 0 when run over a header that includes a correct checksum.
     public static func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
         var sum: UInt32 = 0

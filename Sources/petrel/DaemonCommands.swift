@@ -96,18 +96,21 @@ struct ExplainCommand: ParsableCommand {
         Examples:
           petrel explain tcp 198.18.1.2:40000 198.18.100.1:80
           petrel explain udp [fd50:0:1::2]:5353 [fd50:0:100::1]:53 --json
+          petrel explain tcp 198.18.1.2:40000 198.18.100.1:80 --length 1500   # does a 1500-byte packet fit?
         """
     )
     @OptionGroup var options: SocketOptions
     @Argument(help: "tcp or udp.") var proto: String
     @Argument(help: "The client: ADDRESS:PORT.") var source: String
     @Argument(help: "The VIP side: ADDRESS:PORT.") var destination: String
+    @Option(help: "An IP packet size in bytes: say whether it fits once encapsulated, or is answered with ICMP too big.") var length: Int?
     @Flag(help: "Print the JSON the daemon sent.") var json = false
 
     func run() throws {
         guard let (src, sport) = splitHostPort(source) else { throw CLIError("source \(source): must be ADDRESS:PORT") }
         guard let (dst, dport) = splitHostPort(destination) else { throw CLIError("destination \(destination): must be ADDRESS:PORT") }
-        let query = ["proto": proto, "src": src, "sport": sport, "dst": dst, "dport": dport]
+        var query = ["proto": proto, "src": src, "sport": sport, "dst": dst, "dport": dport]
+        if let length { query["length"] = "\(length)" }
         if json { return printJSON(try options.call("GET", "/v1/explain", query: query)) }
         print(try options.get(ExplainDocument.self, "/v1/explain", query: query).text)
     }

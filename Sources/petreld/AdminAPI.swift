@@ -108,7 +108,7 @@ struct AdminAPI: Sendable {
             case ("GET", ["v1", "stats"]):
                 return json(StatsDocument(try daemon.balancer.stats()))
             case ("GET", ["v1", "explain"]):
-                return json(ExplainDocument(try daemon.balancer.explain(try flow(request.query))))
+                return json(ExplainDocument(try daemon.balancer.explain(try flow(request.query), packetLength: try packetLength(request.query))))
             case ("POST", ["v1", "reload"]):
                 switch daemon.reload(trigger: "admin API") {
                 case let .applied(report, generation, restartNeeded):
@@ -202,6 +202,15 @@ struct AdminAPI: Sendable {
             throw PetrelError.invalid(field: "real", value: "\"\(text)\"", expected: "must be an IPv4 or IPv6 address")
         }
         return ip
+    }
+
+    /// The optional `length` of an explain query: an IP packet's size, to ask whether it fits.
+    private func packetLength(_ query: [String: String]) throws -> Int? {
+        guard let text = query["length"], !text.isEmpty else { return nil }
+        guard let length = Int(text), (20...65_535).contains(length) else {
+            throw PetrelError.invalid(field: "length", value: text, expected: "must be an IP packet size, 20...65535 bytes")
+        }
+        return length
     }
 
     private func flow(_ query: [String: String]) throws -> Flow {

@@ -102,6 +102,9 @@ final class Daemon: @unchecked Sendable {
         running.nextHop = fresh.nextHop
         running.mtu = fresh.mtu
         running.synFloodThreshold = fresh.synFloodThreshold
+        running.icmpEchoReply = fresh.icmpEchoReply
+        running.icmpTooBig = fresh.icmpTooBig
+        running.icmpRateLimit = fresh.icmpRateLimit
         running.encapSourceV4 = fresh.encapSourceV4
         running.encapSourceV6 = fresh.encapSourceV6
         running.healthChecks = fresh.healthChecks
@@ -223,7 +226,9 @@ final class Daemon: @unchecked Sendable {
                                           mtu: try config.mtu ?? interface.mtu(),
                                           encapSourceV4: config.encapSourceV4, encapSourceV6: config.encapSourceV6,
                                           synFloodThreshold: UInt32(config.synFloodThreshold),
-                                          guePort: config.guePort)
+                                          guePort: config.guePort,
+                                          icmpEchoReply: config.icmpEchoReply, icmpTooBig: config.icmpTooBig,
+                                          icmpRateLimit: UInt32(config.icmpRateLimit))
         try settings.validate()
         return settings
     }

@@ -47,6 +47,12 @@ struct DaemonTests {
         #expect(explain.status == 0)
         #expect(explain.output.contains("VIP      udp/198.18.100.1:53"))
         #expect(explain.output.contains("=> forwarded to 198.18.3.1"))
+        // veth0's MTU is 1500; the real is reached by IPv4 in IPv4 (20 bytes).
+        #expect(explain.output.contains("packets up to 1480 bytes fit to this real"))
+        let tooBig = harness.petrel(["explain", "udp", "198.18.1.2:40000", "198.18.100.1:53", "--length", "1481"])
+        #expect(tooBig.output.contains("=> too big: answered with ICMP too big, MTU 1480"), "\(tooBig.output)")
+        let badLength = harness.petrel(["explain", "udp", "198.18.1.2:40000", "198.18.100.1:53", "--length", "7"])
+        #expect(badLength.status != 0 && badLength.output.contains("length"), "\(badLength.output)")
         let noVip = harness.petrel(["explain", "tcp", "198.18.1.2:40000", "198.18.100.7:80"])
         #expect(noVip.output.contains("no VIP matches"))
 

@@ -32,6 +32,8 @@ struct PrometheusTests {
         #expect(samples["petrel_packets_total{outcome=\"forward\"}"] == 7)
         #expect(samples.sum("petrel_dropped_packets_total") == samples["petrel_packets_total{outcome=\"drop\"}"])
         #expect(samples.sum("petrel_passed_packets_total") == samples["petrel_packets_total{outcome=\"pass\"}"])
+        #expect(samples.sum("petrel_replied_packets_total") == samples["petrel_packets_total{outcome=\"reply\"}"])
+        #expect(samples["petrel_replied_packets_total{reason=\"too_big\"}"] == 0)
         #expect(samples["petrel_events_total{event=\"new_connection\"}"] ?? 0 >= 1)
         let vipLabels = "{vip=\"\(PrometheusTests.vip)\",protocol=\"udp\",address=\"198.18.100.1\",port=\"53\"}"
         #expect(samples["petrel_vip_forwarded_packets_total" + vipLabels] == 7)

@@ -222,6 +222,22 @@ let badConfigs: [BadConfig] = [
     BadConfig("syn_flood_threshold negative", minimalYAML + """
         syn_flood_threshold: -1
         """, field: "syn_flood_threshold", line: 4, "must be between 0 and 4294967295, got -1"),
+    BadConfig("icmp.echo_reply not a boolean", minimalYAML + """
+        icmp:
+          echo_reply: yes
+        """, field: "icmp.echo_reply", line: 5, "must be true or false"),
+    BadConfig("icmp.too_big quoted", minimalYAML + """
+        icmp:
+          too_big: "false"
+        """, field: "icmp.too_big", line: 5, "must be true or false"),
+    BadConfig("icmp.rate_limit negative", minimalYAML + """
+        icmp:
+          rate_limit: -5
+        """, field: "icmp.rate_limit", line: 5, "must be between 0 and 4294967295, got -5"),
+    BadConfig("icmp unknown key", minimalYAML + """
+        icmp:
+          echo: true
+        """, field: "icmp.echo", line: 5, "echo_reply"),
     BadConfig("mtu quoted", minimalYAML + """
         mtu: "1500"
         """, field: "mtu", line: 4, "must be an integer, got the string \"1500\""),

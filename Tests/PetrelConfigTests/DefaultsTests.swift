@@ -23,6 +23,18 @@ struct DefaultsTests {
         #expect(config.adminTCP == nil)
         #expect(config.metricsListen == nil)
         #expect(config.vips.isEmpty)
+        #expect(config.icmpEchoReply && config.icmpTooBig && config.icmpRateLimit == 1_000, "ICMP answers on, as Katran")
+    }
+
+    @Test("The icmp section: each key read, the rest at its default")
+    func icmpSection() throws {
+        let config = try ConfigLoader.parse(yaml: minimalYAML + """
+            icmp:
+              echo_reply: false
+              rate_limit: 0
+            """, fileName: "icmp.yaml")
+        #expect(!config.icmpEchoReply && config.icmpTooBig && config.icmpRateLimit == 0)
+        #expect(try ConfigLoader.parse(yaml: config.yaml, fileName: "rendered.yaml") == config)
     }
 
     @Test("Defaults agree with the data-plane header")

@@ -15,7 +15,8 @@ struct FuzzTests {
               report.kernel.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " "))
         #expect(report.failures.isEmpty, "\(report.failures.map(\.description).joined(separator: "\n"))")
         // The mutations must really reach every outcome, or the fuzzer proves little.
-        for reason in [StatReason.forward, .passNotIP, .passNotVip, .passFragment, .passUnsupported, .passICMP, .dropMalformed, .dropTooBig] {
+        for reason in [StatReason.forward, .passNotIP, .passNotVip, .passFragment, .passUnsupported, .passICMP, .dropMalformed, .dropTooBig,
+                       .replyEcho, .replyTooBig] {
             #expect((report.kernel[reason] ?? 0) > 100, "outcome \(reason.name) reached")
         }
         #expect(report.kernel[.rx] == 200_000)

@@ -93,9 +93,13 @@ struct GUEEncapsulationPacketTests {
         let (action, output) = try balancer.run(fits)
         #expect(action == .tx)
         #expect(be16(try #require(EncapsulatedFrame(output)).inner, 2) == 9999)
+        // One byte more is answered with "fragmentation needed" naming exactly that limit.
         let tooBig = PacketBuilder.frame(for: flow, payload: [UInt8](repeating: 7, count: 1373 - 28))
-        #expect(try balancer.run(tooBig).action == .drop)
-        #expect(try balancer.stats()[.dropTooBig] == 1)
+        let (answerAction, answer) = try balancer.run(tooBig)
+        #expect(answerAction == .tx)
+        #expect(answer.count == 14 + 576 && answer[14 + 20] == 3 && answer[14 + 21] == 4)
+        #expect(be16(answer, 14 + 26) == 1372, "next-hop MTU: 1400 less IPv4 and UDP")
+        #expect(try balancer.stats()[.replyTooBig] == 1)
     }
 
     @Test("IP-in-IP and GUE reals side by side; switching a real to GUE keeps its flows")

@@ -156,7 +156,29 @@ struct petrel_config {
 	__be32 encap_src_v6_be[4];  /* outer IPv6 source: high 64 bits kept, low 64 from the flow */
 	__u32  syn_flood_threshold; /* new decisions per CPU per second written to the tables; 0: no limit */
 	__be16 gue_port_be;         /* UDP destination port of GUE packets to the reals */
-	__u8   pad[2];
+	__u8   icmp_answers;        /* PETREL_ICMP_*: which ICMP messages the balancer answers itself */
+	__u8   pad;
+	__u32  icmp_rate_limit;     /* ICMP answers per CPU per second; 0: no limit */
+};
+
+/* petrel_config.icmp_answers (bpf/lib/icmp.h, docs/icmp.md). */
+/* Echo requests to an address that has a VIP get an echo reply from the balancer. */
+#define PETREL_ICMP_ECHO_REPLY  (1u << 0)
+/* A packet too big once encapsulated gets "fragmentation needed" / "packet too big". */
+#define PETREL_ICMP_TOO_BIG     (1u << 1)
+
+/* Map vip_address_set: key = an address that has at least one VIP (exactly, unlike
+ * the filter), value = 1. Echo requests are answered only for these. */
+struct petrel_vip_address {
+	__be32 addr_be[4];   /* IPv4: the first word, the others zero */
+	__u8   family;
+	__u8   pad[3];
+};
+
+/* The ICMP answers' rate limit on one CPU (map icmp_rate, per CPU, one entry). */
+struct petrel_icmp_rate_state {
+	__u64 window_start_ns;
+	__u64 sent;
 };
 
 /* ---- QUIC connection-ID routing ------------------------------------------- */
@@ -299,6 +321,9 @@ enum petrel_stat {
 	PETREL_STAT_EVENT_FLOW_LOG_CANDIDATE, /* a decision made while the flow log was on, before 1-in-N sampling */
 	PETREL_STAT_EVENT_FLOW_LOG_EMITTED,   /* a decision written to the flow log */
 	PETREL_STAT_EVENT_FLOW_LOG_LOST,      /* a sampled decision not logged: the flow-log ring was full */
+	PETREL_STAT_REPLY_ECHO,           /* an echo request to a VIP address, answered with XDP_TX */
+	PETREL_STAT_REPLY_TOO_BIG,        /* too big once encapsulated: answered with ICMP "too big" (XDP_TX) */
+	PETREL_STAT_EVENT_ICMP_RATE_LIMITED, /* an ICMP answer not sent: this CPU is over icmp_rate_limit */
 	PETREL_STAT_COUNT
 };
 

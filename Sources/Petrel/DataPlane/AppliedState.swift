@@ -19,6 +19,8 @@ struct AppliedState {
     var needsFullRewrite = false
     /// The VIP address filter as written to the kernel.
     var addressFilter = AddressFilter()
+    /// The addresses in vip_address_set as written to the kernel.
+    var vipAddresses: Set<IPAddress> = []
     /// How each real in use is reached (its petrel_real.flags).
     var realEncapsulation: [IPAddress: Encapsulation] = [:]
     /// Per `quic` VIP, its server ids as written to quic_servers.
@@ -79,6 +81,8 @@ struct AppliedState {
         // The kernel's filter holds at least these bits (a VIP enters it before its
         // entry is written); extra bits a killed apply left behind cost a lookup only.
         state.addressFilter = AddressFilter(vips: state.vips.keys)
+        // Read, not derived: an address a killed apply left behind is removed by the next one.
+        state.vipAddresses = snapshot.vipAddresses
         self = state
     }
 }

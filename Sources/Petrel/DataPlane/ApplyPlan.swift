@@ -245,6 +245,8 @@ struct ApplyPlan {
         let filter = AddressFilter(vips: desired.keys)
         let filterDuring = current.addressFilter.union(filter)
         writes += current.addressFilter.writes(to: filterDuring).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
+        let addresses = Set(desired.keys.map(\.address))
+        writes += addresses.subtracting(current.vipAddresses).sorted().map { .vipAddress($0, present: true) }
         for (address, id) in newReals {
             writes.append(.resetRealTraffic(id: id))
             writes.append(.real(id: id, address: address, generation: current.generation(ofReal: id) &+ 1))
@@ -291,6 +293,7 @@ struct ApplyPlan {
                 writes.append(.quicServer(vipIndex: current.vipIndex[key]!, serverId: serverId, realId: nil, generation: 0))
             }
         }
+        writes += current.vipAddresses.subtracting(addresses).sorted().map { .vipAddress($0, present: false) }
         writes += filterDuring.writes(to: filter).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         for (_, id) in releasedReals {
             writes.append(.real(id: id, address: nil, generation: current.generation(ofReal: id)))
@@ -334,6 +337,7 @@ struct ApplyPlan {
         state.vips = desired
         state.realUsers = realUsers
         state.addressFilter = AddressFilter(vips: desired.keys)
+        state.vipAddresses = Set(desired.keys.map(\.address))
         state.needsFullRewrite = false
         return state
     }

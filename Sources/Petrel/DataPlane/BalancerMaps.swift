@@ -8,7 +8,10 @@ struct BalancerMaps {
     /// Every map of the object; the ones sized by DataPlaneLimits are listed in `sizes`.
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
-                        "source_routes", "flow_log", "flow_log_settings"]
+                        "source_routes", "flow_log", "flow_log_settings",
+                        "vip_address_set", "icmp_rate", "echo_program"]
+    /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
+    static let echoProgramName = "petrel_echo_reply"
 
     let config: BPFMap
     /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.
@@ -16,6 +19,10 @@ struct BalancerMaps {
     let vipsV6: BPFMap
     /// The VIP address filter (PETREL_ADDR_FILTER_SLOTS words).
     let vipAddresses: BPFMap
+    /// Every address some VIP has, exactly (petrel_vip_address keys): echo requests are answered for these.
+    let vipAddressSet: BPFMap
+    /// Slot 0: the echo-reply program (a program array).
+    let echoProgram: BPFMap
     let reals: BPFMap
     let ring: BPFMap
     /// Per family: the per-CPU connection tables (array of maps) and the shared one.
@@ -41,6 +48,7 @@ struct BalancerMaps {
         [
             "vips_v4": limits.maxVips,
             "vips_v6": limits.maxVips,
+            "vip_address_set": limits.maxVips,
             "reals": limits.maxReals,
             "ring": 2 * limits.maxVips,  // two rows per VIP: a ring is switched by pointing at the other
             "conn_shared_v4": limits.connectionTableSize,
@@ -71,6 +79,8 @@ struct BalancerMaps {
         vipsV4 = all["vips_v4"]!
         vipsV6 = all["vips_v6"]!
         vipAddresses = all["vip_addresses"]!
+        vipAddressSet = all["vip_address_set"]!
+        echoProgram = all["echo_program"]!
         reals = all["reals"]!
         ring = all["ring"]!
         connectionTablesV4 = all["conn_tables_v4"]!

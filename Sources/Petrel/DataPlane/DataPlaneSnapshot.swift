@@ -30,6 +30,8 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
     public func sourceRouteIds(of key: VipKey) -> [IPPrefix: UInt32]? {
         vips[key].map { entry in (sourceRoutes[entry.statsIndex] ?? [:]).mapValues(\.realId) }
     }
+    /// The addresses echo requests are answered for (map vip_address_set).
+    public var vipAddresses: Set<IPAddress> = []
 
     /// The real addresses a VIP's ring sends new flows to, slot by slot (nil: empty slot or unknown id).
     public func ringAddresses(of key: VipKey) -> [IPAddress?]? {
@@ -84,8 +86,12 @@ extension DataPlaneSnapshot {
                       let prefix = IPPrefix(abiSourceRouteKey: key, family: familyOf[key.vip_index] ?? .ipv6) else { continue }
                 sourceRoutes[key.vip_index, default: [:]][prefix] = SourceRouteTarget(realId: route.real_id, generation: route.real_generation)
             }
+            var addresses: Set<IPAddress> = []
+            for key in try maps.vipAddressSet.keys(as: petrel_vip_address.self) {
+                if let address = IPAddress(abiWords: key.addr_be, family: key.family) { addresses.insert(address) }
+            }
             return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations,
-                                     realEncapsulation: encapsulation, quicServers: quicServers, sourceRoutes: sourceRoutes)
+                                     realEncapsulation: encapsulation, quicServers: quicServers, sourceRoutes: sourceRoutes, vipAddresses: addresses)
         }
     }
 }

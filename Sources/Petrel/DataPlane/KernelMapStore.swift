@@ -45,6 +45,11 @@ final class KernelMapStore: MapStore {
                 }
             case let .addressFilter(slot, bits):
                 try maps.vipAddresses.update(slot, bits)
+            case let .vipAddress(address, present):
+                var key = petrel_vip_address()
+                key.addr_be = address.abiWords
+                key.family = address.abiFamily
+                if present { try maps.vipAddressSet.update(key, UInt32(1)) } else { _ = try maps.vipAddressSet.delete(key) }
             case let .realEncapsulation(id, encapsulation):
                 var real = try maps.reals.lookup(id, as: petrel_real.self) ?? petrel_real()
                 real.flags = encapsulation.realFlags

@@ -46,7 +46,10 @@ public final class LoadBalancer: @unchecked Sendable {
             try BalancerMaps.prepare(object, limits: limits)
             for (name, map) in pinned { try object.reuse(map: name, from: map) }
             try object.load()
-            return (object, try BalancerMaps(object: object), try object.program(named: BalancerMaps.programName))
+            let maps = try BalancerMaps(object: object)
+            // Also over adopted pins: the echo reply of this code, not a predecessor's.
+            try maps.echoProgram.setProgram(at: 0, to: try object.program(named: BalancerMaps.echoProgramName))
+            return (object, maps, try object.program(named: BalancerMaps.programName))
         }
         self.object = object
         self.maps = maps
@@ -134,7 +137,10 @@ public final class LoadBalancer: @unchecked Sendable {
             encapSourceV4: IPAddress(abiWords: (config.encap_src_v4_be, 0, 0, 0), family: UInt8(PETREL_FAMILY_IPV4))!,
             encapSourceV6: IPAddress(abiWords: config.encap_src_v6_be, family: UInt8(PETREL_FAMILY_IPV6))!,
             synFloodThreshold: config.syn_flood_threshold,
-            guePort: UInt16(bigEndian: config.gue_port_be))
+            guePort: UInt16(bigEndian: config.gue_port_be),
+            icmpEchoReply: UInt32(config.icmp_answers) & UInt32(PETREL_ICMP_ECHO_REPLY) != 0,
+            icmpTooBig: UInt32(config.icmp_answers) & UInt32(PETREL_ICMP_TOO_BIG) != 0,
+            icmpRateLimit: config.icmp_rate_limit)
     }
 
     // MARK: Attaching
@@ -300,7 +306,12 @@ public final class LoadBalancer: @unchecked Sendable {
     /// takes a new decision: its source route's real, else the ring's.) On a `quic` VIP, `quicPayload` is the UDP payload
     /// (at least the first byte and the connection ID): a short header whose
     /// server id names a real of the VIP goes there, as in bpf/lib/quic.h.
-    public func explain(_ flow: Flow, quicPayload: [UInt8]? = nil) throws(PetrelError) -> Explanation {
+    /// With `packetLength` (the client's IP packet, in bytes) the explanation also
+    /// says whether such a packet fits once encapsulated, and if not, whether it is
+    /// answered with ICMP "too big" (bpf/lib/icmp.h) or dropped.
+    public func explain(_ flow: Flow, quicPayload: [UInt8]? = nil, packetLength: Int? = nil,
+                        dontFragment: Bool = true) throws(PetrelError) -> Explanation {
+        let forwarding = try forwardingSettings()
         lock.lock()
         defer { lock.unlock() }
         let exact = VipKey(address: flow.destination, port: flow.destinationPort, proto: flow.proto)
@@ -332,9 +343,30 @@ public final class LoadBalancer: @unchecked Sendable {
             SourceRouteDecision(prefix: route.prefix, real: route.real,
                                 inService: vip.reals.contains { $0.address == route.real && $0.weight > 0 })
         }
-        return Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
-                           ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered,
-                           quic: quic, encapsulationByReal: encapsulation, sourceRoute: sourceRoute)
+        var explanation = Explanation(flow: flow, vip: key, flags: vip.flags, hash: hash, ringSlot: slot,
+                                      ringReal: state.address(ofReal: ringRealId), rememberedReal: remembered,
+                                      quic: quic, encapsulationByReal: encapsulation, sourceRoute: sourceRoute)
+        if let forwarding, let real = explanation.real, let how = explanation.encapsulation {
+            explanation.largestPacket = forwarding.largestPacket(to: real, encapsulation: how, clientFamily: flow.source.family)
+            if let packetLength {
+                explanation.tooBig = TooBigAnswer.decide(flow: flow, packetLength: packetLength, dontFragment: dontFragment,
+                                                         real: real, encapsulation: how, settings: forwarding)
+            }
+        }
+        return explanation
+    }
+
+    /// What the data plane does with an ICMP (or ICMPv6) echo request to `address`,
+    /// as bpf/lib/icmp.h decides it: answered when a VIP has the address and echo
+    /// replies are on (the rate limit aside), else passed to the kernel.
+    public func explainEcho(to address: IPAddress) throws(PetrelError) -> EchoExplanation {
+        let forwarding = try forwardingSettings()
+        lock.lock()
+        let hasVip = state.vips.keys.contains { $0.address == address }
+        lock.unlock()
+        let outcome: EchoExplanation.Outcome = !hasVip ? .passedNoVip
+            : forwarding?.icmpEchoReply == true ? .answered : .passedEchoOff
+        return EchoExplanation(destination: address, outcome: outcome)
     }
 
     /// Slots per real in a VIP's ring as written to the kernel, or nil for an unknown VIP.
@@ -385,6 +417,11 @@ public struct Explanation: Sendable, CustomStringConvertible {
     public let encapsulationByReal: [IPAddress: Encapsulation]
     /// The VIP's source route whose prefix is the longest to contain the client, if any.
     public let sourceRoute: SourceRouteDecision?
+    /// The largest client IP packet that fits to `real` once encapsulated (the MTU a
+    /// "too big" answer names); nil without a real or forwarding settings.
+    public var largestPacket: Int?
+    /// When asked about a packet length that does not fit: what happens to the packet.
+    public var tooBig: TooBigAnswer?
 
     public init(flow: Flow, vip: VipKey?, flags: VipFlags, hash: UInt32, ringSlot: Int?, ringReal: IPAddress?,
                 rememberedReal: IPAddress?, quic: QuicRouting? = nil, encapsulationByReal: [IPAddress: Encapsulation] = [:],
@@ -426,6 +463,13 @@ public struct Explanation: Sendable, CustomStringConvertible {
         if let quic {
             lines.append("  QUIC     \(quic.outcome)" + (quic.real.map { " -> \($0)" } ?? (quic.outcome.serverId != nil ? ": no real has that id, normal path" : "")))
         }
+        if let largestPacket {
+            lines.append("  MTU      packets up to \(largestPacket) bytes fit to this real; larger ones get ICMP too big (with DF)")
+        }
+        if let tooBig {
+            lines.append("  => too big: \(tooBig)")
+            return lines.joined(separator: "\n")
+        }
         lines.append("  => \(real.map { "forwarded to \($0)" + (encapsulation == .gue ? " in GUE" : "") } ?? "dropped (no real)")")
         return lines.joined(separator: "\n")
     }
@@ -445,5 +489,59 @@ public struct SourceRouteDecision: Sendable, Equatable {
         self.prefix = prefix
         self.real = real
         self.inService = inService
+    }
+}
+
+/// What happens to a packet that does not fit once encapsulated (bpf/lib/icmp.h).
+public enum TooBigAnswer: Sendable, Equatable, CustomStringConvertible {
+    /// Answered with ICMP "fragmentation needed" / ICMPv6 "packet too big" naming this MTU.
+    case answered(mtu: Int)
+    /// Dropped and counted as drop_too_big, for this reason.
+    case dropped(String)
+
+    static func decide(flow: Flow, packetLength: Int, dontFragment: Bool, real: IPAddress, encapsulation: Encapsulation,
+                       settings: ForwardingSettings) -> TooBigAnswer? {
+        let fits = settings.mtu - (real.family == .ipv4 ? 20 : 40) - (encapsulation == .gue ? 8 : 0)
+        guard packetLength > fits else { return nil }
+        let v4 = flow.source.family == .ipv4
+        if v4 && !dontFragment { return .dropped("IPv4 without Don't Fragment: XDP cannot fragment") }
+        if !flow.source.namesOneHost { return .dropped("the source \(flow.source) is not one host's address") }
+        if !settings.icmpTooBig { return .dropped("too-big answers are off (icmp.too_big: false)") }
+        return .answered(mtu: settings.largestPacket(to: real, encapsulation: encapsulation, clientFamily: flow.source.family))
+    }
+
+    public var description: String {
+        switch self {
+        case .answered(let mtu): "answered with ICMP too big, MTU \(mtu) (dropped instead above icmp.rate_limit)"
+        case .dropped(let why): "dropped (\(why))"
+        }
+    }
+}
+
+/// The answer of `LoadBalancer.explainEcho`.
+public struct EchoExplanation: Sendable, Equatable, CustomStringConvertible {
+    public enum Outcome: Sendable, Equatable {
+        case answered, passedNoVip, passedEchoOff
+    }
+    public let destination: IPAddress
+    public let outcome: Outcome
+
+    public var description: String {
+        switch outcome {
+        case .answered: "echo request to \(destination): answered by the balancer with an echo reply from \(destination) (passed to the kernel above icmp.rate_limit)"
+        case .passedNoVip: "echo request to \(destination): no VIP has this address; passed to the kernel"
+        case .passedEchoOff: "echo request to \(destination): echo replies are off (icmp.echo_reply: false); passed to the kernel"
+        }
+    }
+}
+
+extension IPAddress {
+    /// Whether the address names one host, so an ICMP error may be sent to it: not
+    /// unspecified, loopback, multicast or (IPv4) class E / broadcast.
+    public var namesOneHost: Bool {
+        let b = bytes
+        if family == .ipv4 { return b[0] != 0 && b[0] != 127 && b[0] < 224 }
+        if b[0] == 0xff { return false }
+        return !(b.dropLast().allSatisfy { $0 == 0 } && b[15] <= 1)
     }
 }

@@ -22,6 +22,9 @@ enum MapWrite: Hashable, Sendable {
     /// One word of the VIP address filter (`AddressFilter`): a VIP's bits are set
     /// before its entry is written and cleared only after its entry is removed.
     case addressFilter(slot: UInt32, bits: UInt32)
+    /// An address some VIP has (present) or no VIP has any more: map vip_address_set,
+    /// whose addresses get echo replies. Added with the filter, removed after the VIPs.
+    case vipAddress(IPAddress, present: Bool)
     /// How a real is reached (IP-in-IP or GUE): its flags, the rest of its entry kept.
     case realEncapsulation(id: UInt32, encapsulation: Encapsulation)
     /// A QUIC server id of the VIP with this stats index names this real (of this

@@ -68,6 +68,14 @@ public struct ForwardingSettings: Hashable, Sendable {
     public var synFloodThreshold: UInt32
     /// UDP destination port of GUE packets (the reals' decapsulators listen on it).
     public var guePort: UInt16
+    /// Answer echo requests to VIP addresses in the data plane (off: they go to the kernel).
+    public var icmpEchoReply: Bool
+    /// Answer packets too big once encapsulated with ICMP "fragmentation needed" /
+    /// "packet too big" (off: they are only dropped and counted).
+    public var icmpTooBig: Bool
+    /// ICMP answers (echo replies and too-big) per CPU per second; 0: no limit.
+    /// Above it the packet goes where it would without the answer (counted as event_icmp_rate_limited).
+    public var icmpRateLimit: UInt32
 
     /// MTUs Petrel accepts: IPv6's minimum up to the largest common jumbo frame.
     public static let mtuRange = 1_280...9_216
@@ -96,6 +104,10 @@ public struct ForwardingSettings: Hashable, Sendable {
         }
         return nil
     }
+    /// A thousand answers per CPU per second: far more than monitoring pings and path MTU
+    /// discovery need (a client lowers its MTU after one answer), far less than a reflection flood.
+    public static let defaultICMPRateLimit: UInt32 = 1_000
+
     /// 6080, as Katran's GUE default, so mixed fleets agree without configuration.
     public static let defaultGUEPort = UInt16(PETREL_GUE_DEFAULT_PORT)
 
@@ -103,7 +115,9 @@ public struct ForwardingSettings: Hashable, Sendable {
                 encapSourceV4: IPAddress = ForwardingSettings.defaultEncapSourceV4,
                 encapSourceV6: IPAddress = ForwardingSettings.defaultEncapSourceV6,
                 synFloodThreshold: UInt32 = ForwardingSettings.defaultSynFloodThreshold,
-                guePort: UInt16 = ForwardingSettings.defaultGUEPort) {
+                guePort: UInt16 = ForwardingSettings.defaultGUEPort,
+                icmpEchoReply: Bool = true, icmpTooBig: Bool = true,
+                icmpRateLimit: UInt32 = ForwardingSettings.defaultICMPRateLimit) {
         self.interfaceMAC = interfaceMAC
         self.nextHopMAC = nextHopMAC
         self.mtu = mtu
@@ -111,6 +125,9 @@ public struct ForwardingSettings: Hashable, Sendable {
         self.encapSourceV6 = encapSourceV6
         self.synFloodThreshold = synFloodThreshold
         self.guePort = guePort
+        self.icmpEchoReply = icmpEchoReply
+        self.icmpTooBig = icmpTooBig
+        self.icmpRateLimit = icmpRateLimit
     }
 
     /// Checks every field; `LoadBalancer.configureForwarding` calls it too.
@@ -140,7 +157,18 @@ extension ForwardingSettings {
         config.encap_src_v6_be = encapSourceV6.abiWords
         config.syn_flood_threshold = synFloodThreshold
         config.gue_port_be = guePort.bigEndian
+        config.icmp_answers = UInt8((icmpEchoReply ? UInt32(PETREL_ICMP_ECHO_REPLY) : 0) | (icmpTooBig ? UInt32(PETREL_ICMP_TOO_BIG) : 0))
+        config.icmp_rate_limit = icmpRateLimit
         return config
+    }
+}
+
+extension ForwardingSettings {
+    /// The largest IP packet a client may send to a real reached this way: the link MTU
+    /// less the outer headers (what a "too big" answer tells the client; IPv6 never below 1280).
+    public func largestPacket(to real: IPAddress, encapsulation: Encapsulation, clientFamily: AddressFamily) -> Int {
+        let fits = mtu - (real.family == .ipv4 ? 20 : 40) - (encapsulation == .gue ? 8 : 0)
+        return clientFamily == .ipv6 ? max(fits, 1280) : fits
     }
 }
 

@@ -13,7 +13,7 @@ public struct Traffic: Hashable, Sendable, Codable {
 
 /// The data plane's global counters (enum petrel_stat, in its order; each name is
 /// the C constant's after PETREL_STAT_, in lower case: CounterABITests pins both). RX counts every packet;
-/// each packet also lands in exactly one outcome (forward, pass_*, drop_*).
+/// each packet also lands in exactly one outcome (forward, reply_*, pass_*, drop_*).
 /// The event_* counters are extra facts about how the real was chosen.
 public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case rx = 0
@@ -45,6 +45,9 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case eventFlowLogCandidate
     case eventFlowLogEmitted
     case eventFlowLogLost
+    case replyEcho
+    case replyTooBig
+    case eventICMPRateLimited
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -78,13 +81,16 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .eventFlowLogCandidate: "event_flow_log_candidate"
         case .eventFlowLogEmitted: "event_flow_log_emitted"
         case .eventFlowLogLost: "event_flow_log_lost"
+        case .replyEcho: "reply_echo"
+        case .replyTooBig: "reply_too_big"
+        case .eventICMPRateLimited: "event_icmp_rate_limited"
         }
     }
 
     /// Whether this counter is a packet outcome (the outcomes add up to rx): by the
-    /// header's naming, `forward` and every `pass_*` and `drop_*` reason.
+    /// header's naming, `forward` and every `reply_*`, `pass_*` and `drop_*` reason.
     public var isOutcome: Bool {
-        name == "forward" || name.hasPrefix("pass_") || name.hasPrefix("drop_")
+        name == "forward" || name.hasPrefix("reply_") || name.hasPrefix("pass_") || name.hasPrefix("drop_")
     }
 
     /// How many reasons the data plane counts (PETREL_STAT_COUNT).

@@ -52,13 +52,15 @@ struct DaemonMetrics {
         let counters = StatReason.allCases.map { DataPlaneCounter($0, stats[$0]) }
         page.counter("petrel_received_packets_total", "Packets the data plane saw (every packet, whatever became of it).",
                      counters.filter { $0.kind == .received }.map { ([], $0.value) })
-        var outcomes: [String: UInt64] = ["forward": 0, "pass": 0, "drop": 0]
+        var outcomes: [String: UInt64] = ["forward": 0, "reply": 0, "pass": 0, "drop": 0]
         for counter in counters {
             if let outcome = counter.kind.outcome { outcomes[outcome, default: 0] += counter.value }
         }
         page.counter("petrel_packets_total",
-                     "Packets by outcome: forward (sent on with XDP_TX), pass (to the kernel), drop. Sums to petrel_received_packets_total.",
-                     ["forward", "pass", "drop"].map { ([("outcome", $0)], outcomes[$0] ?? 0) })
+                     "Packets by outcome: forward (sent on with XDP_TX), reply (answered with ICMP, XDP_TX), pass (to the kernel), drop. Sums to petrel_received_packets_total.",
+                     ["forward", "reply", "pass", "drop"].map { ([("outcome", $0)], outcomes[$0] ?? 0) })
+        page.counter("petrel_replied_packets_total", "Packets answered with ICMP by the data plane, by reason. Sums to petrel_packets_total{outcome=\"reply\"}.",
+                     counters.filter { $0.kind == .reply }.map { ([("reason", $0.label)], $0.value) })
         page.counter("petrel_passed_packets_total", "Packets passed to the kernel, by reason. Sums to petrel_packets_total{outcome=\"pass\"}.",
                      counters.filter { $0.kind == .pass }.map { ([("reason", $0.label)], $0.value) })
         page.counter("petrel_dropped_packets_total", "Packets dropped, by reason. Sums to petrel_packets_total{outcome=\"drop\"}.",
@@ -135,15 +137,16 @@ struct DaemonMetrics {
 }
 
 /// One data-plane counter, sorted into its family by its name's prefix
-/// (`forward`, `pass_*`, `drop_*`, `event_*`, `rx`), so new counters in
+/// (`forward`, `reply_*`, `pass_*`, `drop_*`, `event_*`, `rx`), so new counters in
 /// petrel_abi.h land in the right family without a change here.
 struct DataPlaneCounter {
     enum Kind: Equatable {
-        case received, forward, pass, drop, event
+        case received, forward, reply, pass, drop, event
 
         var outcome: String? {
             switch self {
             case .forward: "forward"
+            case .reply: "reply"
             case .pass: "pass"
             case .drop: "drop"
             case .received, .event: nil
@@ -159,7 +162,7 @@ struct DataPlaneCounter {
     init(_ reason: StatReason, _ value: UInt64) {
         self.value = value
         let name = reason.name
-        for (prefix, kind) in [("pass_", Kind.pass), ("drop_", .drop), ("event_", .event)] where name.hasPrefix(prefix) {
+        for (prefix, kind) in [("reply_", Kind.reply), ("pass_", .pass), ("drop_", .drop), ("event_", .event)] where name.hasPrefix(prefix) {
             self.kind = kind
             label = String(name.dropFirst(prefix.count))
             return

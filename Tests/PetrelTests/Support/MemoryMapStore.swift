@@ -19,6 +19,8 @@ final class MemoryMapStore: MapStore {
     var quicServers: [UInt32: [UInt16: UInt32]] = [:]
     /// The source_routes trie: per VIP stats index, prefix -> (real id, generation).
     var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
+    /// The addresses echo requests are answered for (vip_address_set).
+    var addresses: Set<IPAddress> = []
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -40,6 +42,7 @@ final class MemoryMapStore: MapStore {
         case let .removeVip(key): vips[key] = nil
         case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
         case let .realEncapsulation(id, value): encapsulation[id] = value
+        case let .vipAddress(address, present): if present { addresses.insert(address) } else { addresses.remove(address) }
         case let .quicServer(vipIndex, serverId, realId, _): quicServers[vipIndex, default: [:]][serverId] = realId
         case let .sourceRoute(vipIndex, prefix, target):
             sourceRoutes[vipIndex, default: [:]][prefix] = target
@@ -63,6 +66,7 @@ final class MemoryMapStore: MapStore {
         }
         snapshot.quicServers = quicServers.filter { !$0.value.isEmpty }
         snapshot.sourceRoutes = sourceRoutes
+        snapshot.vipAddresses = addresses
         return snapshot
     }
 
