@@ -299,6 +299,13 @@ public final class LoadBalancer: @unchecked Sendable {
         return state.vipIndex.first { $0.value == index }?.key
     }
 
+    /// Every VIP by its data-plane index, now (for naming many flow-log records).
+    public func vipKeysByIndex() -> [UInt32: VipKey] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Dictionary(state.vipIndex.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// Which VIP matches the flow and which real the data plane sends it to,
     /// computed from the same hash and ring as the BPF program, plus what the
     /// shared connection table remembers for the flow. (A CPU's own table is

@@ -16,7 +16,8 @@ import PetrelBPF
 /// in the kernel (`event_flow_log_lost`). So a flood or a slow client costs bounded
 /// memory and never slows the data plane or the other followers.
 /// `@unchecked Sendable`: `followers` and the counters are behind `lock`; starting and
-/// stopping the reader happens on `lifecycle`, one at a time.
+/// stopping the reader happens on `lifecycle`, one at a time (a new reader starts only
+/// after the last one's thread ended, so `vipNames` is touched by one thread at a time).
 final class FlowLogService: @unchecked Sendable {
     static let maxFollowers = 8
     static let maxPendingBytes = 256 * 1024
@@ -121,11 +122,26 @@ final class FlowLogService: @unchecked Sendable {
         try balancer.setFlowLog(sampleEvery: UInt32(every))
     }
 
+    /// VIP names by data-plane index, read again when older than a second or when an
+    /// index is unknown (at most every 100 ms). Touched on the reader's thread only.
+    private var vipNames: [UInt32: VipKey] = [:]
+    private var vipNamesRead: UInt64 = 0
+
+    private func vipName(_ index: UInt32) -> VipKey? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let age = now &- vipNamesRead
+        if age >= 1_000_000_000 || (vipNames[index] == nil && age >= 100_000_000) {
+            vipNames = balancer.vipKeysByIndex()
+            vipNamesRead = now
+        }
+        return vipNames[index]
+    }
+
     /// On the reader's thread: every follower the decision is for gets it.
     private func deliver(_ decision: FlowDecision) {
         let current = lock.withLock { Array(followers.values) }
         guard !current.isEmpty else { return }
-        let vip = balancer.vipKey(atIndex: decision.vipIndex)
+        let vip = vipName(decision.vipIndex)
         var line: Data?
         for follower in current where follower.query.vip == nil || follower.query.vip == vip {
             if line == nil { line = FlowLogLine(decision, vip: vip).encoded() }
