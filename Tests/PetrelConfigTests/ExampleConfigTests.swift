@@ -45,7 +45,7 @@ struct ExampleConfigTests {
         #expect(config.vips == expected)
     }
 
-    @Test("large-example.yaml parses, with its drained real, flags, gateway and 4in6 VIP")
+    @Test("large-example.yaml parses, with its drained real, flags, gateway, source routes and 4in6 VIP")
     func largeExample() throws {
         let config = try load("large-example.yaml")
         #expect(config.nextHop == .gateway(IPAddress("10.20.0.1")!))
@@ -59,6 +59,8 @@ struct ExampleConfigTests {
         #expect(config.vips.count == 8)
         #expect(config.vips[0].reals.last?.weight == 0, "web-06 is drained")
         #expect(config.vips[1].reals.allSatisfy { $0.weight == 1 }, "weight defaults to 1")
+        #expect(config.vips[2].sourceRoutes.map(\.prefix) == [IPPrefix("2001:db8:5000::/36")!, IPPrefix("2001:db8:5000:1::/64")!])
+        #expect(config.vips[2].sourceRoute(for: IPAddress("2001:db8:5000:1::7")!)?.real == IPAddress("2001:db8:1::12"), "the longest prefix wins")
         #expect(config.vips[3].flags == .lruBypass)
         #expect(config.vips[5].flags == .hashWithoutSourcePort)
         #expect(config.vips[6].flags == [.hashDestinationPortOnly, .lruBypass])
