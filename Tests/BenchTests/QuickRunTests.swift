@@ -30,7 +30,7 @@ struct QuickRunTests {
         let names = Set(scenarios.compactMap { $0["name"] as? String })
         for name in ["ipv4_tcp_conn_hit", "ipv4_tcp_new_flow_lru_bypass", "ipv4_tcp_syn_new_flow", "ipv6_tcp_conn_hit",
                      "ipv4_in_ipv6_conn_hit", "ipv4_udp_conn_hit", "ipv4_port_wildcard_conn_hit", "ipv4_not_vip_pass", "ipv4_malformed_drop", "ipv4_tcp_syn_flood",
-                     "ipv4_tcp_gue_conn_hit", "ipv4_quic_short_header"] {
+                     "ipv4_tcp_gue_conn_hit", "ipv4_quic_short_header", "ipv4_tcp_syn_source_routed"] {
             #expect(names.contains(name), "no scenario \(name)")
         }
         for scenario in scenarios {

@@ -21,6 +21,7 @@ enum BenchPlan {
     static let wildcard4 = VipKey(address: ip("198.18.100.4"), port: 0, proto: .tcp)
     static let gue4 = VipKey(address: ip("198.18.100.5"), port: 80, proto: .tcp)
     static let quic4 = VipKey(address: ip("198.18.100.6"), port: 443, proto: .udp)
+    static let routed4 = VipKey(address: ip("198.18.100.7"), port: 80, proto: .tcp)
     /// Reals reached by GUE, and QUIC reals with server ids 1...16 (their own addresses:
     /// a real is reached one way by every VIP).
     static let realsGUE4 = (1...realsPerVip).map { Real(address: ip("198.18.5.\($0)"), encapsulation: .gue) }
@@ -35,7 +36,14 @@ enum BenchPlan {
         Vip(key: wildcard4, reals: reals4),
         Vip(key: gue4, reals: realsGUE4),
         Vip(key: quic4, flags: .quic, reals: realsQuic4),
+        Vip(key: routed4, reals: reals4, sourceRoutes: sourceRoutes4),
     ]
+
+    /// 1,024 routes on one VIP, as a site with many client networks might have: a /24
+    /// per 198.18.x.0 and a /16 around them, nested so the lookup walks the trie.
+    static let sourceRoutes4: [SourceRoute] = [SourceRoute(prefix: IPPrefix("198.18.0.0/16")!, real: reals4[0].address)]
+        + (0..<256).map { SourceRoute(prefix: IPPrefix(address: .v4(198, 18, UInt8($0), 0), length: 24), real: reals4[$0 % realsPerVip].address) }
+        + (0..<767).map { SourceRoute(prefix: IPPrefix(address: .v4(10, UInt8($0 / 256), UInt8($0 % 256), 0), length: 24), real: reals4[$0 % realsPerVip].address) }
 
     static var realCount: Int { Set(vips.flatMap { $0.reals.map(\.address) }).count }
 
@@ -80,6 +88,10 @@ enum BenchPlan {
             name: "ipv4_tcp_syn_new_flow", description: "IPv4 TCP SYN: ring lookup plus writes to the per-CPU and shared connection tables, 4in4",
             packet: frame(.tcp, from: client4, port: 40003, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
             expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
+        list.append(PacketScenario(
+            name: "ipv4_tcp_syn_source_routed", description: "IPv4 TCP SYN to a VIP with 1,024 source routes: its client's /24 names the real (LPM trie lookup instead of the ring), table writes, 4in4",
+            packet: frame(.tcp, from: client4, port: 40012, to: routed4.address, port: 80, tcpFlags: syn), primer: nil,
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection, .eventSourceRouted]))
         list.append(PacketScenario(
             name: "ipv4_tcp_syn_flood", description: "IPv4 TCP SYN at flood rate: the SYN-flood guard (threshold 1 a second) forwards by the ring without a table write, 4in4",
             packet: frame(.tcp, from: client4, port: 40010, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
