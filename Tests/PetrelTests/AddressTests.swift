@@ -63,3 +63,29 @@ struct AddressTests {
         #expect(MACAddress(bytes: [1, 2, 3]) == nil)
     }
 }
+
+@Suite("Client prefixes (IPPrefix)")
+struct IPPrefixTests {
+    @Test("CIDR text: the address and a decimal length; anything else is not a prefix")
+    func parsing() {
+        #expect(IPPrefix("10.0.0.0/8") == IPPrefix(address: IPAddress("10.0.0.0")!, length: 8))
+        #expect(IPPrefix("fd00:1::/32")?.length == 32)
+        #expect(IPPrefix("10.0.0.0/33")?.length == 33, "the range is Vip.validate's rule, with its own message")
+        for bad in ["10.0.0.0", "10.0.0.0/", "/8", "10.0.0.0/+8", "10.0.0.0/-1", "10.0.0.0/8/8", "10.0.0.0/ 8", "ten/8", "10.0.0.0/1234"] {
+            #expect(IPPrefix(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("Containment and the network of a prefix with host bits, both families")
+    func containment() {
+        let v4 = IPPrefix("10.1.0.0/16")!
+        #expect(v4.contains(IPAddress("10.1.255.7")!) && !v4.contains(IPAddress("10.2.0.1")!))
+        #expect(!v4.contains(IPAddress("a01::1")!), "another family never matches")
+        #expect(IPPrefix("10.1.2.3/8")!.network == IPPrefix("10.0.0.0/8")!)
+        #expect(IPPrefix("0.0.0.0/0")!.contains(IPAddress("203.0.113.9")!))
+        let v6 = IPPrefix("fd50:0:1:0:8000::/65")!
+        #expect(v6.contains(IPAddress("fd50:0:1:0:8000::5")!) && !v6.contains(IPAddress("fd50:0:1:0:7fff::5")!))
+        #expect(IPPrefix("fd50::1/64")!.network == IPPrefix("fd50::/64")!)
+        #expect(IPPrefix("fd50::1/128")!.network == IPPrefix("fd50::1/128")!)
+    }
+}

@@ -20,7 +20,9 @@ public struct VipReal: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// checks took out of a VIP is written with weight 0, exactly like a drain, so
 /// it gets no new flows while its established flows stay with it (they are in
 /// the connection tables, and the real keeps its id). The operator's weight is
-/// kept and comes back when the real does; a drained real stays drained.
+/// kept and comes back when the real does; a drained real stays drained. A source
+/// route to a real at weight 0 is written out of service, so its prefix falls to
+/// the ring meanwhile (`ApplyPlan.sourceRouteTargets`).
 enum HealthOverlay {
     static func effective(_ vips: [Vip], down: Set<VipReal>) -> [Vip] {
         guard !down.isEmpty else { return vips }

@@ -16,7 +16,8 @@ public struct IPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPAddress(String(parts[0])),
-              parts[1].allSatisfy(\.isASCII), let length = Int(parts[1]), length >= 0, length <= 999 else { return nil }
+              !parts[1].isEmpty, parts[1].count <= 3, parts[1].allSatisfy({ $0 >= "0" && $0 <= "9" }), let length = Int(parts[1])
+        else { return nil }
         self.init(address: address, length: length)
     }
 
