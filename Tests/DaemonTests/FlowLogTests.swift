@@ -129,6 +129,31 @@ struct FlowLogTests {
         #expect(harness.petrel(["flows"]).output.contains("--follow is required"))
     }
 
+    @Test func followLongerThanOneRequestChainsRequests() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        try harness.writeConfig(extraVips: FlowLogTests.extraVip)
+        try harness.start()
+
+        // 7 s is longer than one request (FlowLogQuery.secondsRule: at most 5): the CLI asks again.
+        let started = Date()
+        let (flows, out, err) = try FlowLogTests.startFlows(harness, ["--seconds", "7", "--vip", "udp/198.18.100.1:53"], name: "chained")
+        defer { if flows.isRunning { flows.terminate() } }
+        try harness.waitUntil("the first request follows", timeout: 5) { try FlowLogTests.metrics(harness)["petrel_flow_log_followers"] == 1 }
+        _ = try FlowLogTests.sendNewFlows(harness, count: 10, firstPort: 5000)
+        usleep(useconds_t(max(0, 5.6 - Date().timeIntervalSince(started)) * 1_000_000))
+        try harness.waitUntil("the second request follows", timeout: 5) { try FlowLogTests.metrics(harness)["petrel_flow_log_follows_total"] == 2 }
+        _ = try FlowLogTests.sendNewFlows(harness, count: 10, firstPort: 6000)
+        try harness.waitUntil("petrel flows ends after 7 s", timeout: 15) { !flows.isRunning }
+        #expect(Date().timeIntervalSince(started) >= 6.5)
+        #expect(flows.terminationStatus == 0, "\(FlowLogTests.read(err))")
+
+        let lines = try FlowLogTests.read(out).split(separator: "\n").map { try AdminJSON.decode(FlowLogLine.self, from: Data($0.utf8)) }
+        #expect(lines.allSatisfy { $0.vip == "udp/198.18.100.1:53" && $0.protocol == "udp" })
+        #expect(Set(lines.map(\.clientPort)) == Set(5000..<5010).union(6000..<6010), "both requests' decisions, each once")
+        #expect(FlowLogTests.read(err).contains("petrel flows: 20 decision(s) shown, 0 dropped"), "\(FlowLogTests.read(err))")
+    }
+
     @Test func synBurstWithASlowFollowerIsCountedAndBounded() throws {
         let harness = try DaemonHarness()
         defer { harness.stop() }
