@@ -9,7 +9,7 @@ struct TopCommand: ParsableCommand {
         discussion: """
         Refreshes every second from the admin API (GET /v1/stats): packets/s and bits/s per
         VIP and per real (with each real's share of the forwarded packets), the packets
-        received, forwarded, passed and dropped per second, new connections per second and
+        received, forwarded, answered with ICMP, passed and dropped per second, new connections per second and
         the connection-table hit ratio (for the whole data plane: it counts those globally),
         and each drop reason per second.
 

@@ -72,6 +72,7 @@ struct TopView {
             return lines + Array(repeating: "", count: max(0, rows - 3)) + [footer]
         }
         let outcomes = "rx \(TopView.number(rates["rx"]))/s  fwd \(TopView.number(rates["forward"]))  "
+            + "reply \(TopView.number(rates.global.filter { $0.key.hasPrefix("reply_") }.values.reduce(0, +)))  "
             + "pass \(TopView.number(rates.global.filter { $0.key.hasPrefix("pass_") }.values.reduce(0, +)))  "
             + "drop \(TopView.number(rates.global.filter { $0.key.hasPrefix("drop_") }.values.reduce(0, +)))"
         let ratio = rates.hitRatio.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
