@@ -36,6 +36,31 @@ struct LifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: "\(path)/vips"))
     }
 
+    @Test("Pins of an older version without the newer maps are adopted; those maps are created, pinned and filled by the next apply")
+    func adoptOlderPins() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-older"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.2"), sourcePort: 40001, destination: TestVips.web4.address, destinationPort: 80)
+        var first: LoadBalancer? = try makeBalancer(pinPath: path)
+        let firstRun = try #require(first).run(PacketBuilder.frame(for: flow))
+        let real = try #require(EncapsulatedFrame(firstRun.packet)).outerDestination
+        first = nil
+        // As an older petreld left them: without the ICMP answers' maps.
+        for name in ["vip_address_set", "icmp_rate", "echo_program"] { #expect(unlink("\(path)/\(name)") == 0) }
+
+        let second = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
+        defer { second.removePins() }
+        #expect(second.adoptedPinnedMaps)
+        #expect(try second.explain(flow).rememberedReal == real, "the connection table survived the upgrade")
+        for name in ["vip_address_set", "icmp_rate", "echo_program"] {
+            #expect(FileManager.default.fileExists(atPath: "\(path)/\(name)"), "\(name) pinned")
+        }
+        let ping = PacketBuilder.echoRequest(from: ip("198.18.1.2"), to: TestVips.web4.address, id: 1, sequence: 1, payload: [1])
+        #expect(try second.run(ping).action == .pass, "no address is known before the first apply")
+        try second.apply(TestVips.all)
+        #expect(try second.run(ping).action == .tx, "the apply wrote the VIP addresses")
+    }
+
     @Test("Adopting pins made with other limits is refused with the limit named")
     func adoptWithOtherLimits() throws {
         let path = "/sys/fs/bpf/petrel-test-\(getpid())-limits"

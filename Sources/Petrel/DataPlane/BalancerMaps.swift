@@ -10,6 +10,11 @@ struct BalancerMaps {
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
                         "source_routes", "flow_log", "flow_log_settings",
                         "vip_address_set", "icmp_rate", "echo_program"]
+    /// Maps added after pinning existed: pins left by an older version lack them. They
+    /// are created afresh and pinned beside the adopted ones; the next apply fills them
+    /// (or they hold only run-time state), so an upgrade keeps every flow.
+    static let addedSincePinning: Set<String> = ["quic_servers", "source_routes", "flow_log", "flow_log_settings",
+                                                 "vip_address_set", "icmp_rate", "echo_program"]
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
 

@@ -60,6 +60,9 @@ public final class LoadBalancer: @unchecked Sendable {
         if !adoptedPinnedMaps {
             try kernel { try LoadBalancer.createConnectionTables(in: maps, limits: limits) }
             if let pinPath { try pin(at: pinPath) }
+        } else if let pinPath {
+            // Pins of an older version: pin the maps it did not have.
+            try pin(at: pinPath, only: Set(BalancerMaps.names).subtracting(pinned.keys))
         }
         requested = state.vips
     }
@@ -70,6 +73,7 @@ public final class LoadBalancer: @unchecked Sendable {
         let sizes = BalancerMaps.sizes(for: limits)
         var result: [String: BPFMap] = [:]
         for name in BalancerMaps.names {
+            if BalancerMaps.addedSincePinning.contains(name) && !FileManager.default.fileExists(atPath: "\(path)/\(name)") { continue }
             let map = try kernel { try BPFMap.openPinned(path: "\(path)/\(name)", name: name) }
             if let expected = sizes[name], map.maxEntries != expected {
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
@@ -103,13 +107,13 @@ public final class LoadBalancer: @unchecked Sendable {
         }
     }
 
-    private func pin(at path: String) throws(PetrelError) {
+    private func pin(at path: String, only names: Set<String>? = nil) throws(PetrelError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw .invalid(field: "pin_path", value: path, expected: "must be a writable directory on bpffs (\(error.localizedDescription))")
         }
-        for (name, map) in maps.all {
+        for (name, map) in maps.all where names?.contains(name) ?? true {
             try kernel { try map.pin(at: "\(path)/\(name)") }
         }
     }
