@@ -32,6 +32,12 @@ static __always_inline int verdict_for(struct xdp_md *ctx, int reason, __u32 too
 	}
 }
 
+/* Not ours, or an ICMP error about a flow that is not ours. */
+static __always_inline int not_ours(const struct packet *pkt)
+{
+	return pkt->icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
+}
+
 /* too_big_outer_len: for DROP_TOO_BIG, the encapsulation the chosen real needs. */
 static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters, __u32 *too_big_outer_len)
 {
@@ -42,7 +48,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	struct petrel_config *cfg;
 	struct packet pkt = {};
 	struct choice choice = {};
-	__u32 zero = 0;
+	__u32 zero = 0, bits;
 	int reason;
 
 	reason = parse_packet(data, end, &pkt);
@@ -52,19 +58,26 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 		return reason;
 	}
 
-	vip = find_vip(&pkt.flow);
-	if (!vip)
-		return pkt.icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
-
+	bits = vip_address_bits(&pkt.flow);
+	if (!bits)
+		return not_ours(&pkt);
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || cfg->mtu == 0)
-		return PETREL_STAT_DROP_NO_CONFIG;
 
-	/* A QUIC short header names its real in the connection ID; else the tables and ring. */
-	if (!(vip->flags & PETREL_VIP_QUIC) || !quic_choose_real(ctx, &pkt, vip, counters, &choice)) {
-		reason = choose_real(&pkt, vip, cfg, counters, &choice);
-		if (reason != PARSE_OK)
-			return reason;
+	/* A known flow skips the VIP lookup; anything else finds its VIP first. */
+	if (!cfg || cfg->mtu == 0 || !known_flow(&pkt, bits, counters, &choice)) {
+		vip = find_vip(&pkt.flow, bits);
+		if (!vip)
+			return not_ours(&pkt);
+		if (!cfg || cfg->mtu == 0)
+			return PETREL_STAT_DROP_NO_CONFIG;
+
+		/* A QUIC short header names its real in the connection ID; else the tables and ring. */
+		if (!(vip->flags & PETREL_VIP_QUIC) || !quic_choose_real(ctx, &pkt, vip, counters, &choice)) {
+			reason = choose_real(&pkt, vip, cfg, counters, &choice);
+			if (reason != PARSE_OK)
+				return reason;
+		}
+		choice.vip_index = vip->vip_index;
 	}
 
 	reason = encapsulate(ctx, &pkt, choice.real, cfg, choice.hash);
@@ -73,7 +86,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	if (reason != PETREL_STAT_FORWARD)
 		return reason;
 
-	count_traffic(&vip_stats, vip->vip_index, frame_len);
+	count_traffic(&vip_stats, choice.vip_index, frame_len);
 	count_traffic(&real_stats, choice.real_id, frame_len);
 	if (pkt.icmp_error)
 		count_stat(counters, PETREL_STAT_EVENT_ICMP_FORWARD);

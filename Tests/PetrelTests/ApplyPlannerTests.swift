@@ -1,4 +1,5 @@
 @testable import Petrel
+import CPetrelABI
 import Testing
 import PetrelTestSupport
 
@@ -35,7 +36,7 @@ struct ApplyPlannerTests {
         let rowWrite = try #require(store.log.firstIndex { if case .ringRow = $0 { true } else { false } })
         let flip = try #require(store.log.firstIndex { if case .vip = $0 { true } else { false } })
         #expect(rowWrite < flip)
-        guard case let .ringRow(newRow, slots) = store.log[rowWrite], case let .vip(_, _, _, pointedRow) = store.log[flip] else { return }
+        guard case let .ringRow(newRow, slots) = store.log[rowWrite], case let .vip(_, _, _, pointedRow, _) = store.log[flip] else { return }
         #expect(newRow != oldRow, "the row in use is never rewritten in place")
         #expect(pointedRow == newRow)
         #expect(slots.count == limits.ringSize)
@@ -77,6 +78,52 @@ struct ApplyPlannerTests {
         try applier.apply([vip("198.18.100.1", [("198.18.3.12", 1)])])
         #expect(store.reals[1]?.address == ip("198.18.3.12"))
         #expect(store.reals[1]?.generation == 2)
+    }
+
+    @Test("A VIP index gets a new generation before a VIP takes it and before that VIP goes, so no earlier holder's flows skip the VIP lookup")
+    func vipGenerations() throws {
+        var (applier, store) = try applier()
+        let a = vip("198.18.100.1", [("198.18.3.11", 1)])
+        try applier.apply([a])
+        let index = try #require(store.vips[a.key]?.statsIndex)
+        #expect(store.vips[a.key]?.generation == 1 && store.vipGenerations[index] == 1)
+        let bump = try #require(store.log.firstIndex(of: .vipGeneration(index: index, generation: 1)))
+        let entry = try #require(store.log.firstIndex { if case .vip = $0 { true } else { false } })
+        #expect(bump < entry)
+
+        // A change keeps the generation: the VIP's known flows stay on the fast path.
+        try applier.apply([vip("198.18.100.1", [("198.18.3.11", 1), ("198.18.3.12", 1)])])
+        #expect(store.vips[a.key]?.generation == 1 && store.vipGenerations[index] == 1)
+
+        store.log = []
+        try applier.apply([])
+        let goneBump = try #require(store.log.firstIndex(of: .vipGeneration(index: index, generation: 2)))
+        let removal = try #require(store.log.firstIndex(of: .removeVip(a.key)))
+        #expect(goneBump < removal)
+
+        // The next VIP on that index has a generation no earlier entry carries.
+        let b = vip("198.18.100.2", [("198.18.3.11", 1)])
+        try applier.apply([b])
+        #expect(store.vips[b.key]?.statsIndex == index)
+        #expect(store.vips[b.key]?.generation == 3 && store.vipGenerations[index] == 3)
+
+        // Adopting the maps reads the generations back.
+        let adopted = try VipApplier(limits: limits, store: store, adopting: true)
+        #expect(adopted.state.generation(ofVipIndex: index) == 3)
+    }
+
+    @Test("The filter asks for the VIP first where a known flow's VIP is not enough: lru_bypass, quic, exact beside wildcard")
+    func vipFirstBits() {
+        let first = UInt32(PETREL_ADDR_VIP_FIRST)
+        func bits(_ vips: [Vip]) -> UInt32 {
+            AddressFilter(vips: Dictionary(uniqueKeysWithValues: vips.map { ($0.key, $0.flags) })).slots.values.reduce(0, |)
+        }
+        #expect(bits([vip("198.18.100.1", [])]) & first == 0)
+        #expect(bits([vip("198.18.100.1", port: 0, [])]) & first == 0)
+        #expect(bits([vip("198.18.100.1", flags: .lruBypass, [])]) & first != 0)
+        #expect(bits([vip("198.18.100.1", flags: .quic, [])]) & first != 0)
+        #expect(bits([vip("198.18.100.1", []), vip("198.18.100.1", port: 0, [])]) & first != 0)
+        #expect(bits([vip("198.18.100.1", []), vip("198.18.100.1", port: 443, [])]) & first == 0)
     }
 
     @Test("Refused changes (capacity, a bad VIP, a duplicate) write nothing and change nothing")
@@ -133,7 +180,7 @@ struct ApplyPlannerTests {
             store.afterEachWrite = nil
             #expect(store.dataPlaneView == expectedAfter, "round \(round)")
             // The filter holds exactly the VIPs' addresses: removed ones leave it.
-            #expect(store.filter == AddressFilter(vips: desired.map(\.key)).slots, "round \(round)")
+            #expect(store.filter == AddressFilter(vips: Dictionary(uniqueKeysWithValues: desired.map { ($0.key, $0.flags) })).slots, "round \(round)")
             // Released rows and ids are not leaked: what is in use is what the VIPs need.
             #expect(applier.state.rows.count == desired.count)
             #expect(Set(applier.state.realIds.keys) == Set(desired.flatMap(\.reals).map(\.address)))

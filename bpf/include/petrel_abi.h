@@ -60,6 +60,12 @@
 #define PETREL_ADDR_VIP            (1u << 0)  /* some VIP has an address in this slot */
 #define PETREL_ADDR_TCP_WILDCARD   (1u << 1)  /* ... and one of them is a port-wildcard TCP VIP */
 #define PETREL_ADDR_UDP_WILDCARD   (1u << 2)  /* ... a port-wildcard UDP VIP */
+/* ... and a VIP there must be looked up before the connection tables: it is
+ * lru_bypass or quic, or an exact VIP shares its address and protocol with a
+ * port-wildcard one (which of the two a flow belongs to can change). Without it,
+ * a packet of a known flow is forwarded from this CPU's table without a VIP lookup
+ * (see vip_generations). */
+#define PETREL_ADDR_VIP_FIRST      (1u << 3)
 
 /* The address's words as in petrel_vip_key.addr_be (IPv4: w1..w3 are zero),
  * folded and spread by a multiplicative hash; the top 16 bits pick the slot. */
@@ -95,9 +101,16 @@ struct petrel_vip_key {
 
 struct petrel_vip_meta {
 	__u32 flags;         /* PETREL_VIP_* */
-	__u32 vip_index;     /* this VIP's entry in vip_stats */
+	__u32 vip_index;     /* this VIP's entry in vip_stats and vip_generations */
 	__u32 ring_row;      /* this VIP's current row in the ring map */
+	__u32 generation;    /* vip_generations[vip_index] while this VIP holds the index */
 };
+
+/* Map vip_generations, indexed by vip_index: a generation per index, bumped when
+ * the index is given to a VIP and again when that VIP is removed. A connection
+ * entry names the VIP that decided by index and generation; while the two still
+ * agree, that VIP is still there and is still the flow's VIP, so a known flow's
+ * packet is forwarded without looking its VIP up (unless PETREL_ADDR_VIP_FIRST). */
 
 /* Reals are shared between VIPs and indexed by id (1 .. max_reals-1). */
 struct petrel_real {
@@ -134,6 +147,8 @@ struct petrel_conn {
 	__u32 real_id;
 	__u32 real_generation;
 	__u32 flow_hash;     /* kept so a known flow needs no hashing (outer source, flow label) */
+	__u32 vip_index;     /* the VIP that decided (petrel_vip_meta.vip_index) ... */
+	__u32 vip_generation;/* ... and its generation then (see vip_generations) */
 };
 
 /* The ring map: key = a row index (petrel_vip_meta.ring_row), value = a whole

@@ -37,6 +37,14 @@ struct {
 	__type(value, __u32);
 } vip_addresses SEC(".maps");
 
+/* See petrel_vip_meta: the generation of each VIP index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vip_generations SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PETREL_DEFAULT_MAX_REALS);

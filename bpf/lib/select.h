@@ -27,14 +27,11 @@ static __always_inline __u32 wildcard_bit(__u8 protocol)
 }
 
 /* Exact (address, port, protocol) first, then the address's port-wildcard VIP,
- * looked up only where the filter says one may exist. */
-static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow_key *flow)
+ * looked up only where the filter's bits say one may exist. */
+static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow_key *flow, __u32 bits)
 {
-	__u32 bits = vip_address_bits(flow);
 	struct petrel_vip_meta *meta;
 
-	if (!bits)
-		return 0;
 	/* Keys are written in whole words (see set_flow_ports). */
 	if (flow->family == PETREL_FAMILY_IPV4) {
 		union {
@@ -204,7 +201,22 @@ struct choice {
 	struct petrel_real *real;
 	__u32 real_id;
 	__u32 hash;
+	__u32 vip_index;
 };
+
+/* A table entry for the choice made (or confirmed) for this VIP. */
+static __always_inline struct petrel_conn conn_entry(const struct choice *choice, const struct petrel_vip_meta *vip)
+{
+	struct petrel_conn conn = {
+		.real_id = choice->real_id,
+		.real_generation = choice->real->generation,
+		.flow_hash = choice->hash,
+		.vip_index = vip->vip_index,
+		.vip_generation = vip->generation,
+	};
+
+	return conn;
+}
 
 /* The real a table entry names, if it is still good; fills out when it is. */
 static __always_inline int take_remembered(struct petrel_conn *conn, struct choice *out)
@@ -219,23 +231,40 @@ static __always_inline int take_remembered(struct petrel_conn *conn, struct choi
 	return 1;
 }
 
-/* Looks the flow up in this CPU's table, then in the shared one. */
-static __always_inline int choice_from_tables(const struct packet *pkt, const struct flow_tables *t,
-					      struct petrel_counters *counters, struct choice *out)
+/* Whether a table entry names this VIP as it is now (see vip_generations). */
+static __always_inline int names_vip(const struct petrel_conn *conn, const struct petrel_vip_meta *vip)
 {
-	struct petrel_conn *conn;
+	return conn->vip_index == vip->vip_index && conn->vip_generation == vip->generation;
+}
 
-	if (t->cpu && take_remembered(lookup_cpu(t), out)) {
-		count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
-		return 1;
+/* Looks the flow up in this CPU's table, then in the shared one. This CPU's
+ * table learns the flow, or its VIP as it is now, so that its next packet takes
+ * the fast path (known_flow). */
+static __always_inline int choice_from_tables(const struct packet *pkt, const struct petrel_vip_meta *vip,
+					      const struct flow_tables *t, struct petrel_counters *counters,
+					      struct choice *out)
+{
+	struct petrel_conn *conn, learned;
+
+	if (t->cpu) {
+		conn = lookup_cpu(t);
+		if (take_remembered(conn, out)) {
+			count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
+			if (!pkt->icmp_error && !names_vip(conn, vip)) {
+				learned = conn_entry(out, vip);
+				update_cpu(t, &learned);
+			}
+			return 1;
+		}
 	}
 	conn = lookup_shared(t);
 	if (!take_remembered(conn, out))
 		return 0;
 	count_stat(counters, PETREL_STAT_EVENT_SHARED_TABLE_HIT);
-	/* Teach this CPU's table, so the next packet stays on the fast path. */
-	if (t->cpu && !pkt->icmp_error)
-		update_cpu(t, conn);
+	if (t->cpu && !pkt->icmp_error) {
+		learned = conn_entry(out, vip);
+		update_cpu(t, &learned);
+	}
 	return 1;
 }
 
@@ -244,13 +273,10 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
  * SYNs that never complete (a flood) cannot push established flows out of the
  * per-CPU tables. An entry this CPU already holds (a flow decided afresh) is
  * overwritten, or it would win over the new decision. */
-static __always_inline void remember_choice(const struct flow_tables *t, const struct choice *choice)
+static __always_inline void remember_choice(const struct flow_tables *t, const struct choice *choice,
+					    const struct petrel_vip_meta *vip)
 {
-	struct petrel_conn conn = {
-		.real_id = choice->real_id,
-		.real_generation = choice->real->generation,
-		.flow_hash = choice->hash,
-	};
+	struct petrel_conn conn = conn_entry(choice, vip);
 
 	if (t->cpu && lookup_cpu(t))
 		update_cpu(t, &conn);
@@ -323,7 +349,7 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 		if (!tables.cpu)
 			count_stat(counters, PETREL_STAT_EVENT_NO_CPU_TABLE);
 		/* A SYN opens a new connection: it always takes a fresh decision. */
-		if (!pkt->tcp_syn && choice_from_tables(pkt, &tables, counters, out))
+		if (!pkt->tcp_syn && choice_from_tables(pkt, vip, &tables, counters, out))
 			return PARSE_OK;
 		if (pkt->flow.protocol == IPPROTO_TCP && !pkt->tcp_syn && !pkt->icmp_error)
 			count_stat(counters, PETREL_STAT_EVENT_LRU_MISS);
@@ -356,13 +382,41 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
 		count_stat(counters, PETREL_STAT_EVENT_NEW_CONNECTION);
 		if (use_tables) {
 			if (table_write_allowed(cfg, counters))
-				remember_choice(&tables, out);
+				remember_choice(&tables, out, vip);
 			else
 				flags |= PETREL_FLOW_NOT_REMEMBERED;
 		}
 		log_decision(pkt, vip, out->real, out->real_id, why, flags, counters);
 	}
 	return PARSE_OK;
+}
+
+/* The fast path for a packet of an established flow: this CPU's table knows the
+ * flow, and the VIP that decided is still there and still the flow's VIP (same
+ * index and generation, and the filter did not ask for the VIP first). Then the
+ * VIP lookup is skipped. Returns 1 with out filled, else 0: the ordinary path
+ * decides. A SYN always takes a fresh decision, an ICMP error the ordinary path. */
+static __always_inline int known_flow(const struct packet *pkt, __u32 filter_bits, struct petrel_counters *counters,
+				      struct choice *out)
+{
+	struct flow_tables tables;
+	struct petrel_conn *conn;
+	__u32 *generation;
+
+	if ((filter_bits & PETREL_ADDR_VIP_FIRST) || pkt->tcp_syn || pkt->icmp_error)
+		return 0;
+	open_tables(pkt, &tables);
+	if (!tables.cpu)
+		return 0;
+	conn = lookup_cpu(&tables);
+	if (!conn)
+		return 0;
+	generation = bpf_map_lookup_elem(&vip_generations, &conn->vip_index);
+	if (!generation || *generation != conn->vip_generation || !take_remembered(conn, out))
+		return 0;
+	out->vip_index = conn->vip_index;
+	count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
+	return 1;
 }
 
 #endif

@@ -12,8 +12,8 @@ struct AddressFilter: Equatable {
 
     init() {}
 
-    init<Keys: Sequence>(vips keys: Keys) where Keys.Element == VipKey {
-        for key in keys { slots[AddressFilter.slot(of: key.address), default: 0] |= AddressFilter.bits(of: key) }
+    init(vips: [VipKey: VipFlags]) {
+        for (key, flags) in vips { slots[AddressFilter.slot(of: key.address), default: 0] |= AddressFilter.bits(of: key, flags: flags, among: vips) }
     }
 
     static func slot(of address: IPAddress) -> UInt32 {
@@ -21,9 +21,15 @@ struct AddressFilter: Equatable {
         return petrel_addr_filter_slot(words.0, words.1, words.2, words.3)
     }
 
-    static func bits(of key: VipKey) -> UInt32 {
-        guard key.port == 0 else { return UInt32(PETREL_ADDR_VIP) }
-        return UInt32(PETREL_ADDR_VIP) | UInt32(key.proto == .tcp ? PETREL_ADDR_TCP_WILDCARD : PETREL_ADDR_UDP_WILDCARD)
+    /// The bits one VIP needs in its slot, given every VIP (`vips`).
+    static func bits(of key: VipKey, flags: VipFlags, among vips: [VipKey: VipFlags]) -> UInt32 {
+        var bits = UInt32(PETREL_ADDR_VIP)
+        if key.port == 0 { bits |= UInt32(key.proto == .tcp ? PETREL_ADDR_TCP_WILDCARD : PETREL_ADDR_UDP_WILDCARD) }
+        // Its packets need the VIP's flags before the tables (PETREL_ADDR_VIP_FIRST) ...
+        if flags.contains(.lruBypass) || flags.contains(.quic) { bits |= UInt32(PETREL_ADDR_VIP_FIRST) }
+        // ... or a flow's VIP depends on which of an exact and a wildcard VIP exists.
+        if key.port != 0 && vips[VipKey(address: key.address, port: 0, proto: key.proto)] != nil { bits |= UInt32(PETREL_ADDR_VIP_FIRST) }
+        return bits
     }
 
     /// Every bit of either filter.

@@ -15,6 +15,8 @@ struct AppliedState {
     var realUsers: [IPAddress: Int] = [:]
     /// Per real id, the generation last written (bumped on reuse).
     var realGenerations: [UInt32]
+    /// Per VIP stats index, the generation last written (map vip_generations).
+    var vipGenerations: [UInt32]
     /// Set after adopting pinned maps or a failed write: the next apply recomputes every ring.
     var needsFullRewrite = false
     /// The VIP address filter as written to the kernel.
@@ -32,10 +34,12 @@ struct AppliedState {
 
     init(limits: DataPlaneLimits) {
         realGenerations = [UInt32](repeating: 0, count: limits.maxReals)
+        vipGenerations = [UInt32](repeating: 0, count: limits.maxVips)
     }
 
     func address(ofReal id: UInt32) -> IPAddress? { realAddresses[id] }
     func generation(ofReal id: UInt32) -> UInt32 { Int(id) < realGenerations.count ? realGenerations[Int(id)] : 0 }
+    func generation(ofVipIndex index: UInt32) -> UInt32 { Int(index) < vipGenerations.count ? vipGenerations[Int(index)] : 0 }
 
     /// The ring's real ids for a VIP as the kernel has them.
     func ring(of key: VipKey) -> [UInt32]? { ringRow[key].flatMap { rows[$0] } }
@@ -48,6 +52,9 @@ struct AppliedState {
         var state = AppliedState(limits: limits)
         state.needsFullRewrite = true
         state.realGenerations = snapshot.generations
+        for (index, generation) in snapshot.vipGenerations.enumerated() where index < state.vipGenerations.count {
+            state.vipGenerations[index] = generation
+        }
         for (id, address) in snapshot.reals {
             state.realIds[address] = id
             state.realAddresses[id] = address
@@ -80,7 +87,7 @@ struct AppliedState {
         state.sourceRoutes = snapshot.sourceRoutes
         // The kernel's filter holds at least these bits (a VIP enters it before its
         // entry is written); extra bits a killed apply left behind cost a lookup only.
-        state.addressFilter = AddressFilter(vips: state.vips.keys)
+        state.addressFilter = AddressFilter(vips: state.vips.mapValues(\.flags))
         // Read, not derived: an address a killed apply left behind is removed by the next one.
         state.vipAddresses = snapshot.vipAddresses
         self = state

@@ -242,7 +242,7 @@ struct ApplyPlan {
         var writes: [MapWrite] = []
         // New VIP addresses enter the filter before their VIPs exist; removed ones
         // leave it after their VIPs are gone.
-        let filter = AddressFilter(vips: desired.keys)
+        let filter = AddressFilter(vips: desired.mapValues(\.flags))
         let filterDuring = current.addressFilter.union(filter)
         writes += current.addressFilter.writes(to: filterDuring).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         let addresses = Set(desired.keys.map(\.address))
@@ -262,7 +262,12 @@ struct ApplyPlan {
         for key in added + changed {
             let index = newIndices[key] ?? current.vipIndex[key]!
             if let row = newRows[key] { writes.append(.ringRow(row: row, slots: rings[key]!)) }
-            if newIndices[key] != nil { writes.append(.resetVipTraffic(index: index)) }
+            var generation = current.generation(ofVipIndex: index)
+            if newIndices[key] != nil {
+                writes.append(.resetVipTraffic(index: index))
+                generation &+= 1
+                writes.append(.vipGeneration(index: index, generation: generation))
+            }
             // Server ids name reals that exist by now; ids no longer listed go.
             let wanted = ApplyPlan.quicServers(of: desired[key]!)
             for (serverId, address) in wanted.sorted(by: { $0.key < $1.key }) {
@@ -282,10 +287,13 @@ struct ApplyPlan {
             if newIndices[key] == nil { routeDeletes += routes.after }
             var flags = desired[key]!.flags
             if !desired[key]!.sourceRoutes.isEmpty { flags.insert(.sourceRoutes) }
-            writes.append(.vip(key, flags: flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!))
+            writes.append(.vip(key, flags: flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!, generation: generation))
         }
         writes += routeDeletes
         for key in removed {
+            // Its known flows stop taking the fast path first; the removal then ends them.
+            let index = current.vipIndex[key]!
+            writes.append(.vipGeneration(index: index, generation: current.generation(ofVipIndex: index) &+ 1))
             writes.append(.removeVip(key))
             let index = current.vipIndex[key]!
             writes += ApplyPlan.sourceRouteWrites(vipIndex: index, current: current.sourceRoutes[index] ?? [:], wanted: [:]).after
@@ -313,7 +321,10 @@ struct ApplyPlan {
         for key in added + changed {
             let servers = ApplyPlan.quicServers(of: desired[key]!)
             state.quicServers[key] = servers.isEmpty ? nil : servers
-            if let index = newIndices[key] { state.vipIndex[key] = index }
+            if let index = newIndices[key] {
+                state.vipIndex[key] = index
+                state.vipGenerations[Int(index)] = current.generation(ofVipIndex: index) &+ 1
+            }
             let targets = sourceRouteTargets[key]!
             state.sourceRoutes[newIndices[key] ?? current.vipIndex[key]!] = targets.isEmpty ? nil : targets
             if let row = newRows[key] {
@@ -323,6 +334,7 @@ struct ApplyPlan {
             }
         }
         for key in removed {
+            if let index = current.vipIndex[key] { state.vipGenerations[Int(index)] = current.generation(ofVipIndex: index) &+ 1 }
             if let row = current.ringRow[key] { state.rows[row] = nil }
             state.vipIndex[key] = nil
             state.ringRow[key] = nil
@@ -336,7 +348,7 @@ struct ApplyPlan {
         }
         state.vips = desired
         state.realUsers = realUsers
-        state.addressFilter = AddressFilter(vips: desired.keys)
+        state.addressFilter = AddressFilter(vips: desired.mapValues(\.flags))
         state.vipAddresses = Set(desired.keys.map(\.address))
         state.needsFullRewrite = false
         return state

@@ -9,12 +9,12 @@ struct BalancerMaps {
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
                         "source_routes", "flow_log", "flow_log_settings",
-                        "vip_address_set", "icmp_rate", "echo_program"]
+                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
     /// Maps added after pinning existed: pins left by an older version lack them. They
     /// are created afresh and pinned beside the adopted ones; the next apply fills them
     /// (or they hold only run-time state), so an upgrade keeps every flow.
     static let addedSincePinning: Set<String> = ["quic_servers", "source_routes", "flow_log", "flow_log_settings",
-                                                 "vip_address_set", "icmp_rate", "echo_program"]
+                                                 "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
 
@@ -28,6 +28,8 @@ struct BalancerMaps {
     let vipAddressSet: BPFMap
     /// Slot 0: the echo-reply program (a program array).
     let echoProgram: BPFMap
+    /// The generation of each VIP stats index (see petrel_vip_meta).
+    let vipGenerations: BPFMap
     let reals: BPFMap
     let ring: BPFMap
     /// Per family: the per-CPU connection tables (array of maps) and the shared one.
@@ -59,6 +61,7 @@ struct BalancerMaps {
             "conn_shared_v4": limits.connectionTableSize,
             "conn_shared_v6": limits.connectionTableSize,
             "vip_stats": limits.maxVips,
+            "vip_generations": limits.maxVips,
             "real_stats": limits.maxReals,
         ]
     }
@@ -86,6 +89,7 @@ struct BalancerMaps {
         vipAddresses = all["vip_addresses"]!
         vipAddressSet = all["vip_address_set"]!
         echoProgram = all["echo_program"]!
+        vipGenerations = all["vip_generations"]!
         reals = all["reals"]!
         ring = all["ring"]!
         connectionTablesV4 = all["conn_tables_v4"]!

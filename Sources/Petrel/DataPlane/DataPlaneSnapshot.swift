@@ -11,6 +11,8 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
         public var statsIndex: UInt32
         public var row: UInt32
         public var slots: [UInt32]
+        /// The generation of its stats index when its entry was written.
+        public var generation: UInt32 = 0
     }
 
     public var vips: [VipKey: VipEntry]
@@ -18,6 +20,8 @@ public struct DataPlaneSnapshot: Equatable, Sendable {
     public var reals: [UInt32: IPAddress]
     /// Generation of every real id slot, used or not.
     public var generations: [UInt32]
+    /// Generation of every VIP stats index, used or not (map vip_generations).
+    public var vipGenerations: [UInt32] = []
     /// How each real id in use is reached.
     public var realEncapsulation: [UInt32: Encapsulation] = [:]
     /// Per VIP stats index: QUIC server id -> real id (map quic_servers).
@@ -64,7 +68,8 @@ extension DataPlaneSnapshot {
             func add(_ key: VipKey?, _ meta: petrel_vip_meta?) throws {
                 guard let key, let meta else { return }
                 let slots = try maps.ring.lookup(meta.ring_row, elementsOf: UInt32.self) ?? []
-                vips[key] = VipEntry(flags: VipFlags(rawValue: meta.flags), statsIndex: meta.vip_index, row: meta.ring_row, slots: slots)
+                vips[key] = VipEntry(flags: VipFlags(rawValue: meta.flags), statsIndex: meta.vip_index, row: meta.ring_row, slots: slots,
+                                     generation: meta.generation)
             }
             for abiKey in try maps.vipsV4.keys(as: petrel_vip_key_v4.self) {
                 try add(VipKey(abi: abiKey), try maps.vipsV4.lookup(abiKey, as: petrel_vip_meta.self))
@@ -90,7 +95,9 @@ extension DataPlaneSnapshot {
             for key in try maps.vipAddressSet.keys(as: petrel_vip_address.self) {
                 if let address = IPAddress(abiWords: key.addr_be, family: key.family) { addresses.insert(address) }
             }
-            return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations,
+            var vipGenerations: [UInt32] = []
+            for index in 0..<UInt32(limits.maxVips) { vipGenerations.append(try maps.vipGenerations.lookup(index, as: UInt32.self) ?? 0) }
+            return DataPlaneSnapshot(vips: vips, reals: reals, generations: generations, vipGenerations: vipGenerations,
                                      realEncapsulation: encapsulation, quicServers: quicServers, sourceRoutes: sourceRoutes, vipAddresses: addresses)
         }
     }

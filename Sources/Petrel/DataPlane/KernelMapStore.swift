@@ -27,11 +27,12 @@ final class KernelMapStore: MapStore {
                 try maps.ring.update(row, elements: slots)
             case let .resetVipTraffic(index):
                 try maps.vipStats.updatePerCPU(index, petrel_traffic())
-            case let .vip(key, flags, statsIndex, row):
+            case let .vip(key, flags, statsIndex, row, generation):
                 var meta = petrel_vip_meta()
                 meta.flags = flags.rawValue
                 meta.vip_index = statsIndex
                 meta.ring_row = row
+                meta.generation = generation
                 if key.address.family == .ipv4 {
                     try maps.vipsV4.update(key.abiV4, meta)
                 } else {
@@ -43,6 +44,8 @@ final class KernelMapStore: MapStore {
                 } else {
                     try maps.vipsV6.delete(key.abi)
                 }
+            case let .vipGeneration(index, generation):
+                try maps.vipGenerations.update(index, generation)
             case let .addressFilter(slot, bits):
                 try maps.vipAddresses.update(slot, bits)
             case let .vipAddress(address, present):

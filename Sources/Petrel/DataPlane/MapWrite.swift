@@ -14,9 +14,14 @@ enum MapWrite: Hashable, Sendable {
     case ringRow(row: UInt32, slots: [UInt32])
     /// Zeroes a VIP stats entry, before it is given to a new VIP.
     case resetVipTraffic(index: UInt32)
-    /// The VIP's entry: its flags, its stats entry and the ring row it uses. This
-    /// one update is what switches a VIP from its old state to its new one.
-    case vip(VipKey, flags: VipFlags, statsIndex: UInt32, row: UInt32)
+    /// The VIP's entry: its flags, its stats entry and the ring row it uses, and the
+    /// generation of its stats index. This one update is what switches a VIP from
+    /// its old state to its new one.
+    case vip(VipKey, flags: VipFlags, statsIndex: UInt32, row: UInt32, generation: UInt32)
+    /// The generation of a VIP stats index (map vip_generations): bumped before the
+    /// index is given to a VIP, and before that VIP is removed, so no connection
+    /// entry of an earlier holder forwards without looking its VIP up.
+    case vipGeneration(index: UInt32, generation: UInt32)
     /// Removes the VIP's entry: its packets are passed to the kernel from then on.
     case removeVip(VipKey)
     /// One word of the VIP address filter (`AddressFilter`): a VIP's bits are set

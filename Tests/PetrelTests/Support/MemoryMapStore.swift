@@ -8,6 +8,7 @@ final class MemoryMapStore: MapStore {
         var flags: VipFlags
         var statsIndex: UInt32
         var row: UInt32
+        var generation: UInt32
     }
 
     var vips: [VipKey: VipEntry] = [:]
@@ -21,6 +22,8 @@ final class MemoryMapStore: MapStore {
     var sourceRoutes: [UInt32: [IPPrefix: SourceRouteTarget]] = [:]
     /// The addresses echo requests are answered for (vip_address_set).
     var addresses: Set<IPAddress> = []
+    /// Map vip_generations, by stats index.
+    var vipGenerations: [UInt32: UInt32] = [:]
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -38,7 +41,9 @@ final class MemoryMapStore: MapStore {
             encapsulation[id] = nil  // a whole entry: flags start at IP-in-IP
         case .resetRealTraffic, .resetVipTraffic: break
         case let .ringRow(row, slots): rows[row] = slots
-        case let .vip(key, flags, statsIndex, row): vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row)
+        case let .vip(key, flags, statsIndex, row, generation):
+            vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row, generation: generation)
+        case let .vipGeneration(index, generation): vipGenerations[index] = generation
         case let .removeVip(key): vips[key] = nil
         case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
         case let .realEncapsulation(id, value): encapsulation[id] = value
@@ -62,8 +67,10 @@ final class MemoryMapStore: MapStore {
             }
         }
         for (key, entry) in vips {
-            snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [])
+            snapshot.vips[key] = .init(flags: entry.flags, statsIndex: entry.statsIndex, row: entry.row, slots: rows[entry.row] ?? [],
+                                       generation: entry.generation)
         }
+        snapshot.vipGenerations = (0..<UInt32(limits.maxVips)).map { vipGenerations[$0] ?? 0 }
         snapshot.quicServers = quicServers.filter { !$0.value.isEmpty }
         snapshot.sourceRoutes = sourceRoutes
         snapshot.vipAddresses = addresses
@@ -71,11 +78,13 @@ final class MemoryMapStore: MapStore {
     }
 
     /// VIPs whose address the filter would wrongly call "no VIP" (or whose
-    /// port-wildcard entry it would skip): must always be empty.
+    /// port-wildcard entry it would skip, or whose known flows it would let skip a
+    /// needed VIP lookup): must always be empty.
     var vipsHiddenByFilter: [VipKey] {
-        vips.keys.filter { key in
-            let needed = AddressFilter(vips: [key]).slots.first!
-            return (filter[needed.key] ?? 0) & needed.value != needed.value
+        let flags = vips.mapValues(\.flags)
+        return vips.keys.filter { key in
+            let needed = AddressFilter.bits(of: key, flags: flags[key]!, among: flags)
+            return (filter[AddressFilter.slot(of: key.address)] ?? 0) & needed != needed
         }.sorted()
     }
 
