@@ -396,7 +396,10 @@ static __always_inline int choose_real(const struct packet *pkt, const struct pe
  * index and generation, and the filter did not ask for the VIP first). Then the
  * VIP lookup is skipped. Returns 1 with out filled, else 0: the ordinary path
  * decides. A SYN always takes a fresh decision, an ICMP error the ordinary path. */
-static __always_inline int known_flow(const struct packet *pkt, __u32 filter_bits, struct petrel_counters *counters,
+/* A subprogram, not inlined: the verifier then meets the ordinary path after it
+ * with one state, not one per way this can fail (inlined, it explored the whole
+ * ordinary path again for each, and processed 102,000 instructions instead of 65,000). */
+static __noinline int known_flow(const struct packet *pkt, __u32 filter_bits, struct petrel_counters *counters,
 				      struct choice *out)
 {
 	struct flow_tables tables;

@@ -295,7 +295,6 @@ struct ApplyPlan {
             let index = current.vipIndex[key]!
             writes.append(.vipGeneration(index: index, generation: current.generation(ofVipIndex: index) &+ 1))
             writes.append(.removeVip(key))
-            let index = current.vipIndex[key]!
             writes += ApplyPlan.sourceRouteWrites(vipIndex: index, current: current.sourceRoutes[index] ?? [:], wanted: [:]).after
             for serverId in (current.quicServers[key] ?? [:]).keys.sorted() {
                 writes.append(.quicServer(vipIndex: current.vipIndex[key]!, serverId: serverId, realId: nil, generation: 0))
