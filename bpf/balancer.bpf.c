@@ -64,7 +64,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	cfg = bpf_map_lookup_elem(&config, &zero);
 
 	/* A known flow skips the VIP lookup; anything else finds its VIP first. */
-	if (!cfg || cfg->mtu == 0 || !known_flow(&pkt, bits, counters, &choice)) {
+	if (!cfg || cfg->mtu == 0 || !may_be_known(&pkt, bits) || !known_flow(&pkt, counters, &choice)) {
 		vip = find_vip(&pkt.flow, bits);
 		if (!vip)
 			return not_ours(&pkt);
