@@ -36,6 +36,22 @@ struct LifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: "\(path)/vips"))
     }
 
+    @Test("Pins of an older layout (connection entries without the VIP generation) are refused with an error naming the map")
+    func refuseOlderLayout() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-layout"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var first: LoadBalancer? = try makeBalancer(pinPath: path)
+        _ = first
+        first = nil
+        // As a version before the VIP generation left it: 12-byte connection entries.
+        #expect(unlink("\(path)/conn_shared_v4") == 0)
+        let old = try BPFMap.createLRUHash(name: "conn_shared_v4", keySize: 16, valueSize: 12, maxEntries: 4096)
+        try old.pin(at: "\(path)/conn_shared_v4")
+        #expect {
+            _ = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
+        } throws: { "\($0)".contains("conn_shared_v4") && "\($0)".contains("older layout") }
+    }
+
     @Test("Pins of an older version without the newer maps are adopted; those maps are created, pinned and filled by the next apply")
     func adoptOlderPins() throws {
         let path = "/sys/fs/bpf/petrel-test-\(getpid())-older"

@@ -50,6 +50,13 @@ struct BalancerMaps {
     /// Every map by name, for pinning and for sharing with the attached copy.
     let all: [String: BPFMap]
 
+    /// Value sizes of the maps whose layout changed since pins existed (the VIP entry and
+    /// the connection entry gained the VIP generation): pins of an older layout cannot be adopted.
+    static let valueSizes: [String: Int] = [
+        "vips_v4": MemoryLayout<petrel_vip_meta>.size, "vips_v6": MemoryLayout<petrel_vip_meta>.size,
+        "conn_shared_v4": MemoryLayout<petrel_conn>.size, "conn_shared_v6": MemoryLayout<petrel_conn>.size,
+    ]
+
     /// max_entries per map for the given limits.
     static func sizes(for limits: DataPlaneLimits) -> [String: Int] {
         [

@@ -79,6 +79,10 @@ public final class LoadBalancer: @unchecked Sendable {
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
                                expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
             }
+            if let layout = BalancerMaps.valueSizes[name], map.valueSize != layout {
+                throw .invalid(field: "pinned map \(path)/\(name)", value: "values of \(map.valueSize) bytes",
+                               expected: "values of \(layout) bytes; these pins are of an older layout (remove the pins to start afresh)")
+            }
             if name == "ring", map.valueSize != limits.ringSize * MemoryLayout<UInt32>.size {
                 throw .invalid(field: "pinned map \(path)/ring", value: "rows of \(map.valueSize / 4) slots",
                                expected: "must have rows of ring_size \(limits.ringSize) slots (remove the pins to start afresh)")
