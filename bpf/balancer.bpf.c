@@ -13,6 +13,7 @@
 #include "lib/encap.h"
 #include "lib/quic.h"
 #include "lib/icmp.h"
+#include "lib/capture.h"
 
 /* too_big_outer_len: what answer_too_big needs for DROP_TOO_BIG (see balance). */
 static __always_inline int verdict_for(struct xdp_md *ctx, int reason, __u32 too_big_outer_len)
@@ -38,8 +39,10 @@ static __always_inline int not_ours(const struct packet *pkt)
 	return pkt->icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
 }
 
-/* too_big_outer_len: for DROP_TOO_BIG, the encapsulation the chosen real needs. */
-static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters, __u32 *too_big_outer_len)
+/* too_big_outer_len: for DROP_TOO_BIG, the encapsulation the chosen real needs.
+ * `facts` learns the VIP and the real as they are found, for a capture. */
+static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters, __u32 *too_big_outer_len,
+				   struct capture_facts *facts)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -68,6 +71,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 		vip = find_vip(&pkt.flow, bits);
 		if (!vip)
 			return not_ours(&pkt);
+		facts->vip = vip->vip_index + 1;
 		if (!cfg || cfg->mtu == 0)
 			return PETREL_STAT_DROP_NO_CONFIG;
 
@@ -79,6 +83,9 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 		}
 		choice.vip_index = vip->vip_index;
 	}
+
+	facts->vip = choice.vip_index + 1;
+	facts->real_id = choice.real_id;
 
 	reason = encapsulate(ctx, &pkt, choice.real, cfg, choice.hash);
 	if (reason == PETREL_STAT_DROP_TOO_BIG)
@@ -99,14 +106,22 @@ SEC("xdp")
 int petrel_balancer(struct xdp_md *ctx)
 {
 	struct petrel_counters *counters = cpu_counters();
+	struct capture_facts facts = {};
 	__u32 too_big_outer_len = 0;
 	int reason;
 
 	if (!counters)  /* never: the array has its one entry on every CPU */
 		return XDP_PASS;
 	count_stat(counters, PETREL_STAT_RX);
-	reason = balance(ctx, counters, &too_big_outer_len);
+	/* With no capture running, each check is one read of a global and a branch. The
+	 * second reads it again rather than keep it across balance(): the verifier then
+	 * needs no second walk of balance(), and capture_packet skips a stale copy. */
+	if (capture_slots_active)
+		capture_keep_received(ctx);
+	reason = balance(ctx, counters, &too_big_outer_len, &facts);
 	count_stat(counters, reason);
+	if (capture_slots_active)
+		capture_packet(ctx, capture_slots_active, reason, facts.vip, facts.real_id);
 	return verdict_for(ctx, reason, too_big_outer_len);
 }
 
@@ -122,6 +137,8 @@ int petrel_echo_reply(struct xdp_md *ctx)
 		return XDP_PASS;
 	reason = echo_answer(ctx, counters);
 	count_stat(counters, reason);
+	if (capture_slots_active)  /* the balancer kept the received copy before its tail call */
+		capture_after_tail_call(ctx, capture_slots_active, reason);
 	return reason == PETREL_STAT_REPLY_ECHO ? XDP_TX : XDP_PASS;
 }
 

@@ -2,7 +2,8 @@
 # Installs what Petrel needs on a fresh Debian machine of this kind (as root):
 # libbpf/libxdp to build and run, iproute2/ethtool for the namespace topology,
 # bpftool/xdp-tools for inspection, python3 (+matplotlib) for test hosts and plots;
-# curl, prometheus (promtool and the server), tmux and tcpdump for the observability tests;
+# curl, prometheus (promtool and the server), tmux, tcpdump and tshark (reads petrel capture's pcapng comments)
+# for the observability tests;
 # aioquic (pip) for the QUIC test hosts; schemathesis (pip) for the admin API's document; systemd (systemd-analyze) and strace to check the
 # systemd unit's sandbox; bird2 for BGP (petreld announces VIPs through it; the scale-out
 # tests route with it).
@@ -21,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Without recommends: prometheus would bring node-exporter; the tests run their own server.
-observability=(curl prometheus tmux tcpdump systemd strace)
+observability=(curl prometheus tmux tcpdump tshark systemd strace)
 missing=()
 for package in "${observability[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

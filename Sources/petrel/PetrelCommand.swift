@@ -17,7 +17,7 @@ struct PetrelCommand: ParsableCommand {
         """,
         version: PetrelVersion.string,
         subcommands: [VipCommand.self, RealCommand.self, ReloadCommand.self, StatsCommand.self, ExplainCommand.self,
-                      RingCommand.self, StatusCommand.self, TopCommand.self, FlowsCommand.self, CheckCommand.self, DecapCommand.self]
+                      RingCommand.self, StatusCommand.self, TopCommand.self, FlowsCommand.self, CaptureCommand.self, CheckCommand.self, DecapCommand.self]
     )
 
     // Declared here too so that `petrel --socket PATH status` works as well as `petrel status --socket PATH`.

@@ -43,6 +43,11 @@ struct AdminAPI: Sendable {
         if request.method == "GET" && request.pathComponents == ["v1", "flows"] {
             return daemon.readQueue.async { followFlowLog(request, reply: reply) }
         }
+        // A capture streams for as long as it runs: it gets its answer from the capture service, not `handle`.
+        if request.method == "GET", request.pathComponents == ["v1", "capture"] {
+            let captures = daemon.captures!
+            return daemon.readQueue.async { captures.start(request, reply: reply) }
+        }
         let queue = request.method == "GET" ? daemon.readQueue : daemon.queue
         queue.async { reply(handle(request)) }
     }

@@ -8,7 +8,7 @@ enum AdminRoutes {
         case 1 where parts == ["metrics"]: return ["GET"]
         case 2 where parts[0] == "v1":
             switch parts[1] {
-            case "status", "stats", "explain", "health", "flows": return ["GET"]
+            case "status", "stats", "explain", "health", "flows", "capture": return ["GET"]
             case "vips": return ["GET", "POST"]
             case "reload": return ["POST"]
             default: return []

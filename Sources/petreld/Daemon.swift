@@ -39,12 +39,15 @@ final class Daemon: @unchecked Sendable {
     private(set) var health: HealthService!
     /// The flow log's followers (FlowLog/FlowLogService.swift).
     private(set) var flowLog: FlowLogService!
+    /// Packet captures (`GET /v1/capture`); set once init is done.
+    private(set) var captures: CaptureService!
     /// BGP announcements (Daemon+BGP.swift); nil without a `bgp` section.
     var announcer: Announcer?
     var announceTimer: DispatchSourceTimer?
 
     /// Everything `petreld` does before serving: load (or adopt), forward, apply, attach.
-    init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger) throws {
+    init(configPath: String, config: PetrelConfiguration, keepForwardingOnExit: Bool, logger: Logger,
+         captureMaxSeconds: Int = CaptureFilter.defaultMaxSeconds) throws {
         self.configPath = configPath
         self.config = config
         self.keepForwardingOnExit = keepForwardingOnExit
@@ -65,6 +68,7 @@ final class Daemon: @unchecked Sendable {
         logger.info("config applied", metadata: Daemon.metadata(report, generation: 1))
         try balancer.attach(interface: config.interface, mode: config.attachMode == .native ? .native : .generic)
         logger.notice("attached", metadata: ["interface": "\(config.interface)", "mode": "\(config.attachMode.rawValue)"])
+        captures = CaptureService(balancer: balancer, logger: logger, maxSeconds: captureMaxSeconds)
         health = HealthService(daemon: self, policy: config.healthChecks, logger: logger)
         health.update(policy: config.healthChecks)
         flowLog = FlowLogService(balancer: balancer)

@@ -44,7 +44,13 @@ struct PetreldCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds a client with an incomplete request may stay silent.", valueName: "seconds"))
     var idleTimeout = Int(ServerLimits.standard.idleTimeout.nanoseconds / 1_000_000_000)
 
+    @Option(name: .long, help: ArgumentHelp("Longest a packet capture (`petrel capture --seconds`) may run.", valueName: "seconds"))
+    var captureMaxSeconds = CaptureFilter.defaultMaxSeconds
+
     func validate() throws {
+        guard (1...86_400).contains(captureMaxSeconds) else {
+            throw ValidationError("--capture-max-seconds: must be 1 to 86400 seconds, got \(captureMaxSeconds)")
+        }
         guard (1...3_600).contains(requestDeadline) else { throw ValidationError("--request-deadline: must be 1 to 3600 seconds, got \(requestDeadline)") }
         guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: must be 1 to 3600 seconds, got \(idleTimeout)") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -83,7 +89,8 @@ struct PetreldCommand: ParsableCommand {
         let daemon: Daemon
         let servers: [HTTPServer]
         do {
-            daemon = try Daemon(configPath: config, config: settings, keepForwardingOnExit: keepForwardingOnExit, logger: logger)
+            daemon = try Daemon(configPath: config, config: settings, keepForwardingOnExit: keepForwardingOnExit, logger: logger,
+                                captureMaxSeconds: captureMaxSeconds)
             try daemon.queue.sync { try daemon.startAnnouncing() }
             servers = try AdminAPI.startListeners(for: daemon, config: settings, group: group, limits: limits, logger: logger)
         } catch {
@@ -102,6 +109,7 @@ struct PetreldCommand: ParsableCommand {
                 } else {
                     logger.notice("stopping", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
                     daemon.stop {
+                        daemon.captures.stopAll(because: "petreld stopping")
                         for server in servers { server.stop() }
                         Glibc.exit(0)
                     }

@@ -96,6 +96,9 @@ extension EndToEnd {
 
             func kill9() { process?.stop() }
 
+            /// petreld's pid (`ip netns exec` execs it in place).
+            var processID: Int32? { process?.process.processIdentifier }
+
             @discardableResult
             func petrel(_ arguments: [String]) throws -> String {
                 try Command.run([Daemon.binaries + "/petrel", "--socket", socket] + arguments)

@@ -402,4 +402,59 @@ enum petrel_health_stat {
 	PETREL_HEALTH_STAT_COUNT
 };
 
+/* ---- Packet capture (bpf/lib/capture.h, `petrel capture`) ---------------- */
+
+/* Captures run at once, each in a slot with its own filter. The balancer's
+ * global capture_slots_active (section .data.capture) has bit N set while slot
+ * N runs: with it zero, a packet pays one read and one branch. */
+#define PETREL_CAPTURE_SLOTS       4
+/* Bytes of a packet recorded at most (headers and the first bytes). */
+#define PETREL_CAPTURE_SNAP_LEN    256
+
+/* Waking the reader costs an interrupt per record (about 1 us in a VM): the data
+ * plane wakes it only once this many bytes wait, and the reader also reads the
+ * ring every PETREL_CAPTURE_POLL_MS. */
+#define PETREL_CAPTURE_WAKEUP_BYTES (64 * 1024)
+#define PETREL_CAPTURE_POLL_MS      50
+
+/* Which copy of the packet a slot records (petrel_capture_filter.directions). */
+#define PETREL_CAPTURE_RECEIVED    (1u << 0)  /* as it arrived */
+#define PETREL_CAPTURE_SENT        (1u << 1)  /* as it left: encapsulated (only packets forwarded) */
+
+/* What a slot selects (map capture_filters, one entry per slot). A packet is
+ * taken when every field matches; the data plane does this selection so a
+ * flood of other traffic never reaches user space. */
+struct petrel_capture_filter {
+	__u64 outcomes;      /* bit (1 << reason) per petrel_stat outcome wanted */
+	__u32 vip;           /* petrel_vip_meta.vip_index + 1; 0: any packet, also not for a VIP */
+	__u32 real_id;       /* the real chosen; 0: any */
+	__u32 sample_every;  /* take 1 of every N matching packets (per CPU); 0 or 1: all */
+	__u8  family;        /* PETREL_FAMILY_IPV4/IPV6; 0: any */
+	__u8  protocol;      /* IP protocol of the packet (IPPROTO_TCP, _UDP; IPPROTO_ICMP also for ICMPv6); 0: any */
+	__u8  directions;    /* PETREL_CAPTURE_RECEIVED | PETREL_CAPTURE_SENT */
+	__u8  pad;
+};
+
+/* Per slot and CPU (map capture_counts): packets that matched the filter,
+ * records written, and records lost because the ring was full. */
+struct petrel_capture_counts {
+	__u64 matched;
+	__u64 recorded;
+	__u64 lost;
+};
+
+/* One record in the capture_ring ring buffer: one copy of one packet. */
+struct petrel_capture_record {
+	__u64 time_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 slots;         /* bit N: slot N selected this copy */
+	__u32 vip;           /* vip_index + 1; 0: no VIP */
+	__u32 real_id;       /* 0: no real */
+	__u32 length;        /* the packet's length on the wire */
+	__u16 captured;      /* bytes in data (<= PETREL_CAPTURE_SNAP_LEN) */
+	__u8  reason;        /* the packet's petrel_stat outcome */
+	__u8  direction;     /* PETREL_CAPTURE_RECEIVED or PETREL_CAPTURE_SENT */
+	__u32 pad;
+	__u8  data[PETREL_CAPTURE_SNAP_LEN];
+};
+
 #endif /* PETREL_ABI_H */

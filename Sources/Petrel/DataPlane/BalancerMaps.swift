@@ -10,13 +10,23 @@ struct BalancerMaps {
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
                         "source_routes", "flow_log", "flow_log_settings",
                         "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
+                        + captureNames
     /// Maps added after pinning existed: pins left by an older version lack them. They
     /// are created afresh and pinned beside the adopted ones; the next apply fills them
     /// (or they hold only run-time state), so an upgrade keeps every flow.
     static let addedSincePinning: Set<String> = ["quic_servers", "source_routes", "flow_log", "flow_log_settings",
                                                  "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
+                                                 .union(captureNames)
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
+    /// The capture maps (bpf/lib/capture.h); `.data.capture` holds the global capture_slots_active.
+    /// Pins made before capture existed lack them: adopting such pins creates these afresh.
+    static let captureNames = [".data.capture", "capture_filters", "capture_counts", "capture_received_copy", "capture_ring"]
+
+    /// The file a map is pinned as: bpffs refuses names with a dot.
+    static func pinName(_ mapName: String) -> String {
+        mapName == ".data.capture" ? "capture_active" : mapName
+    }
 
     let config: BPFMap
     /// VIPs by family: IPv4 keys are compact (petrel_vip_key_v4), IPv6 keys petrel_vip_key.
@@ -47,6 +57,11 @@ struct BalancerMaps {
     /// The flow log's ring buffer and its on/sampling word (bpf/lib/flowlog.h).
     let flowLog: BPFMap
     let flowLogSettings: BPFMap
+    /// Packet capture: the active-slots word, the slots' filters and counters, the records' ring.
+    let captureActive: BPFMap
+    let captureFilters: BPFMap
+    let captureCounts: BPFMap
+    let captureRing: BPFMap
     /// Every map by name, for pinning and for sharing with the attached copy.
     let all: [String: BPFMap]
 
@@ -110,6 +125,10 @@ struct BalancerMaps {
         sourceRoutes = all["source_routes"]!
         flowLog = all["flow_log"]!
         flowLogSettings = all["flow_log_settings"]!
+        captureActive = all[".data.capture"]!
+        captureFilters = all["capture_filters"]!
+        captureCounts = all["capture_counts"]!
+        captureRing = all["capture_ring"]!
     }
 
     /// Opens a fresh copy of the balancer object whose maps are these maps, sized

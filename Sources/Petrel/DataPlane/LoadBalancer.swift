@@ -17,6 +17,8 @@ public final class LoadBalancer: @unchecked Sendable {
     public let adoptedPinnedMaps: Bool
     /// The loaded balancer program (for BPF_PROG_TEST_RUN; the attached copy shares its maps).
     public let program: BPFProgram
+    /// Packet capture's slots (`petrel capture`); none runs after loading.
+    public let captures: CaptureSlots
 
     private let object: BPFObject
     let maps: BalancerMaps
@@ -55,6 +57,7 @@ public final class LoadBalancer: @unchecked Sendable {
         self.maps = maps
         self.program = program
         adoptedPinnedMaps = !pinned.isEmpty
+        captures = CaptureSlots(maps: maps)
 
         applier = try VipApplier(limits: limits, store: KernelMapStore(maps: maps), adopting: adoptedPinnedMaps)
         if !adoptedPinnedMaps {
@@ -64,6 +67,7 @@ public final class LoadBalancer: @unchecked Sendable {
             // Pins of an older version: pin the maps it did not have.
             try pin(at: pinPath, only: Set(BalancerMaps.names).subtracting(pinned.keys))
         }
+        try captures.reset()
         requested = state.vips
     }
 
@@ -73,8 +77,9 @@ public final class LoadBalancer: @unchecked Sendable {
         let sizes = BalancerMaps.sizes(for: limits)
         var result: [String: BPFMap] = [:]
         for name in BalancerMaps.names {
-            if BalancerMaps.addedSincePinning.contains(name) && !FileManager.default.fileExists(atPath: "\(path)/\(name)") { continue }
-            let map = try kernel { try BPFMap.openPinned(path: "\(path)/\(name)", name: name) }
+            let pin = "\(path)/\(BalancerMaps.pinName(name))"
+            if BalancerMaps.addedSincePinning.contains(name) && !FileManager.default.fileExists(atPath: pin) { continue }
+            let map = try kernel { try BPFMap.openPinned(path: pin, name: name) }
             if let expected = sizes[name], map.maxEntries != expected {
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
                                expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
@@ -118,14 +123,14 @@ public final class LoadBalancer: @unchecked Sendable {
             throw .invalid(field: "pin_path", value: path, expected: "must be a writable directory on bpffs (\(error.localizedDescription))")
         }
         for (name, map) in maps.all where names?.contains(name) ?? true {
-            try kernel { try map.pin(at: "\(path)/\(name)") }
+            try kernel { try map.pin(at: "\(path)/\(BalancerMaps.pinName(name))") }
         }
     }
 
     /// Removes the pinned maps, so the next start begins afresh.
     public func removePins() {
         guard let pinPath else { return }
-        for name in BalancerMaps.names { unlink("\(pinPath)/\(name)") }
+        for name in BalancerMaps.names { unlink("\(pinPath)/\(BalancerMaps.pinName(name))") }
         rmdir(pinPath)
     }
 
@@ -312,6 +317,41 @@ public final class LoadBalancer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return Dictionary(state.vipIndex.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Names for the ids a capture record carries: VIP stats indices and real ids, as applied now.
+    public func captureNames() -> (vips: [UInt32: VipKey], reals: [UInt32: IPAddress]) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (Dictionary(state.vipIndex.map { ($1, $0) }, uniquingKeysWith: { a, _ in a }),
+                Dictionary(state.realIds.map { ($1, $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// Starts a capture in a free slot (see `captures`) after checking the filter, and that its VIP and
+    /// real exist; nil when every slot is in use.
+    public func startCapture(_ filter: CaptureFilter, maxSeconds: Int = CaptureFilter.defaultMaxSeconds) throws(PetrelError) -> Int? {
+        try captures.start(try captureFilter(filter, maxSeconds: maxSeconds))
+    }
+
+    /// The data plane's filter for a capture: checks it, and that its VIP and real exist.
+    func captureFilter(_ filter: CaptureFilter, maxSeconds: Int) throws(PetrelError) -> petrel_capture_filter {
+        try filter.validate(maxSeconds: maxSeconds)
+        lock.lock()
+        defer { lock.unlock() }
+        var vipIndex: UInt32?
+        if let vip = filter.vip {
+            guard let index = state.vipIndex[vip] else { throw .invalid(field: "vip", value: "\(vip)", expected: "must be a VIP of petreld (see `petrel vip list`)") }
+            vipIndex = index
+        }
+        var realId: UInt32?
+        if let real = filter.real {
+            guard let id = state.realIds[real] else { throw .invalid(field: "real", value: "\(real)", expected: "must be a real of a VIP (see `petrel vip list`)") }
+            if let vip = filter.vip, !(requested[vip]?.reals.contains { $0.address == real } ?? false) {
+                throw .invalid(field: "real", value: "\(real)", expected: "must be a real of vip \(vip)")
+            }
+            realId = id
+        }
+        return filter.abiFilter(vipIndex: vipIndex, realId: realId)
     }
 
     /// Which VIP matches the flow and which real the data plane sends it to,

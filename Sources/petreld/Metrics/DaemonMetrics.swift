@@ -23,6 +23,7 @@ struct DaemonMetrics {
         }
         interface(&page)
         flowLog(&page)
+        captures(&page)
         daemon.health.metrics(into: &page)
         daemon.bgpMetrics(into: &page)  // BGP/Daemon+BGP.swift
         ProcessMetrics.read()?.render(into: &page)
@@ -35,6 +36,18 @@ struct DaemonMetrics {
         let tag = daemon.balancer.program.tag.map { String(format: "%02x", $0) }.joined()
         page.gauge("petrel_build_info", "Always 1; labels say which petreld and which loaded BPF program (the kernel's tag) run.",
                    [([("version", PetrelVersion.string), ("program_tag", tag)], 1)])
+    }
+
+    private func captures(_ page: inout MetricsPage) {
+        let totals = daemon.captures.totals
+        page.gauge("petrel_captures_running", "Packet captures running now (`petrel capture`), of \(CaptureSlots.count) slots.",
+                   [([], Double(daemon.captures.running))])
+        page.counter("petrel_captures_total", "Packet captures started, and refused because every slot was in use.",
+                     [([("result", "started")], UInt64(totals.started)), ([("result", "refused")], UInt64(totals.refused))])
+        page.counter("petrel_capture_packets_total", "Packets written by ended captures.", [([], totals.packets)])
+        page.counter("petrel_capture_lost_packets_total",
+                     "Packets ended captures selected but lost: the data plane's ring was full, or the client read too slowly.",
+                     [([("cause", "ring_full")], totals.lostRingFull), ([("cause", "slow_client")], totals.lostSlowClient)])
     }
 
     private func config(_ page: inout MetricsPage) {

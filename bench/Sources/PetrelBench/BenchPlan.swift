@@ -113,6 +113,24 @@ enum BenchPlan {
             name: "ipv4_quic_short_header", description: "QUIC short header whose connection ID names server id 7: sent to that real, no table lookup, 4in4",
             packet: quicShortHeader(from: client4, port: 40011, serverId: 7), primer: nil,
             expectedAction: .tx, expectedCounters: [.rx, .forward, .eventQuicCIDRouted]))
+        // Capture on: the first scenario again while a capture runs. Capture off costs one
+        // check, so ipv4_tcp_conn_hit itself is the "off" figure.
+        var otherVip = CaptureFilter()
+        otherVip.vip = dns4
+        var captured = list[0]
+        captured.capture = otherVip
+        list.append(PacketScenario(
+            name: "ipv4_tcp_conn_hit_capture_other_vip",
+            description: "as ipv4_tcp_conn_hit while a capture of another VIP runs: the packet is copied aside and checked, not recorded",
+            packet: captured.packet, primer: captured.primer, expectedAction: .tx, expectedCounters: captured.expectedCounters,
+            capture: otherVip, captureSelects: false))
+        var thisVip = CaptureFilter()
+        thisVip.vip = web4
+        list.append(PacketScenario(
+            name: "ipv4_tcp_conn_hit_captured",
+            description: "as ipv4_tcp_conn_hit while a capture of its VIP runs: every packet recorded (as received) to the ring buffer",
+            packet: captured.packet, primer: captured.primer, expectedAction: .tx, expectedCounters: captured.expectedCounters,
+            capture: thisVip, captureSelects: true))
         list.append(PacketScenario(
             name: "ipv4_not_vip_pass", description: "IPv4 TCP to an address that is no VIP: parsed, one read of the VIP address filter, XDP_PASS",
             packet: frame(.tcp, from: client4, port: 40008, to: ip("198.18.200.1"), port: 80), primer: nil,
@@ -169,6 +187,11 @@ struct PacketScenario {
     let expectedCounters: [StatReason]
     /// Set for the run of this scenario only (nil: BenchPlan.forwarding's).
     var synFloodThreshold: UInt32? = nil
+    /// A packet capture running while this scenario is measured (`petrel capture`), and whether
+    /// it selects the packet: then its `matched` counter, and `recorded` + `lost`, must grow by
+    /// the repeat count; else `matched` must not grow.
+    var capture: CaptureFilter? = nil
+    var captureSelects = false
 
     /// The balancer rewrites the packet it forwards: such packets are measured
     /// through the restore wrapper, the others directly.

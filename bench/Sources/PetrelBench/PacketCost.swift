@@ -73,6 +73,18 @@ struct PacketCostBench {
             try balancer.configureForwarding(flooded)
         }
         defer { if scenario.synFloodThreshold != nil { try? balancer.configureForwarding(BenchPlan.forwarding) } }
+        // A capture with a reader draining its ring, as petreld runs one.
+        var captureSlot: Int?
+        var captureReader: BPFRingBufferReader?
+        if let filter = scenario.capture {
+            captureSlot = try balancer.startCapture(filter)
+            if captureSlot == nil { problems.add("no free capture slot") }
+            captureReader = try balancer.captures.reader(threadName: "bench.capture") { _ in }
+        }
+        defer {
+            captureReader?.stop()
+            if let captureSlot { try? balancer.captures.stop(captureSlot) }
+        }
         if let primer = scenario.primer {
             // The first packet puts the flow in the shared table; the second teaches
             // this CPU's own table, where the measured packets then hit.
@@ -99,21 +111,21 @@ struct PacketCostBench {
 
             if scenario.modifiesPacket {
                 try wrapper.target(balancer.program)
-                let subject = try withCounterProof(scenario, round: round, problems: problems) {
+                let subject = try withCounterProof(scenario, round: round, problems: problems, captureSlot: captureSlot) {
                     try throughWrapper(scenario.packet, expectRestores: true, problems: problems, round: round)
                 }
                 subjects.append(subject.ns)
                 kernelSubjects.append(subject.kernelNs)
                 checkEncapsulated(subject.output, from: scenario.packet, round: round, problems: problems)
             } else {
-                let subject = try withCounterProof(scenario, round: round, problems: problems) {
+                let subject = try withCounterProof(scenario, round: round, problems: problems, captureSlot: captureSlot) {
                     try measure(balancer.program, scenario.packet)
                 }
                 subjects.append(subject.ns)
                 kernelSubjects.append(subject.kernelNs)
                 // The same packet through the wrapper checks the subtraction.
                 try wrapper.target(balancer.program)
-                let wrapped = try withCounterProof(scenario, round: round, problems: problems) {
+                let wrapped = try withCounterProof(scenario, round: round, problems: problems, captureSlot: captureSlot) {
                     try throughWrapper(scenario.packet, expectRestores: false, problems: problems, round: round)
                 }
                 wrappedDirect.append(wrapped.ns - (overhead.ns - base.ns))
@@ -151,10 +163,23 @@ struct PacketCostBench {
 
     /// Runs `body` and checks that each expected counter of the balancer grew
     /// by exactly the repeat count, and the verdict was the expected one.
-    private func withCounterProof(_ scenario: PacketScenario, round: Int, problems: ProblemLog, _ body: () throws -> Measurement) throws -> Measurement {
+    /// With `captureSlot`, the capture's counters are checked too (`PacketScenario.capture`).
+    private func withCounterProof(_ scenario: PacketScenario, round: Int, problems: ProblemLog, captureSlot: Int? = nil,
+                                  _ body: () throws -> Measurement) throws -> Measurement {
+        let slot = captureSlot
+        let capturedBefore = try slot.map { try balancer.captures.counts($0) }
         let before = try balancer.stats()
         let measurement = try body()
         let after = try balancer.stats()
+        if let slot, let capturedBefore {
+            let capturedAfter = try balancer.captures.counts(slot)
+            let matched = capturedAfter.matched &- capturedBefore.matched
+            let taken = (capturedAfter.recorded &- capturedBefore.recorded) &+ (capturedAfter.lost &- capturedBefore.lost)
+            let expected = scenario.captureSelects ? UInt64(repetitions) : 0
+            if matched != expected || taken != expected {
+                problems.add("round \(round): capture matched \(matched) and recorded or lost \(taken), expected \(expected)")
+            }
+        }
         for reason in scenario.expectedCounters {
             let grew = after[reason] &- before[reason]
             // The guard's one-second window may restart during a run: its first SYN
