@@ -14,9 +14,8 @@ struct BalancerMaps {
     /// Maps added after pinning existed: pins left by an older version lack them. They
     /// are created afresh and pinned beside the adopted ones; the next apply fills them
     /// (or they hold only run-time state), so an upgrade keeps every flow.
-    static let addedSincePinning: Set<String> = ["quic_servers", "source_routes", "flow_log", "flow_log_settings",
-                                                 "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
-                                                 .union(captureNames)
+    static let addedSincePinning = Set(["quic_servers", "source_routes", "flow_log", "flow_log_settings",
+                                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations"] + captureNames)
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
     /// The capture maps (bpf/lib/capture.h); `.data.capture` holds the global capture_slots_active.
