@@ -74,8 +74,10 @@ struct capture_facts {
 	__u32 real_id;
 };
 
-/* A packet's journey through the balancer takes far less. */
-#define PETREL_CAPTURE_COPY_MAX_AGE_NS 1000000ull
+/* The received copy's direction while it waits for capture_packet: a copy without
+ * it was not kept for this packet (capture started between the balancer's two
+ * checks) and is not recorded. */
+#define CAPTURE_COPY_FRESH 0xff
 
 /* Keeps the packet as it arrived, before the balancer decides (and may rewrite it).
  * The capture functions that packets call are global (__noinline): the verifier
@@ -87,7 +89,7 @@ __noinline int capture_keep_received(struct xdp_md *ctx)
 
 	if (!copy)
 		return 0;
-	copy->time_ns = bpf_ktime_get_ns();
+	copy->direction = CAPTURE_COPY_FRESH;
 	copy->length = (__u32)(ctx->data_end - ctx->data);
 	copy->captured = capture_load(ctx, copy->data, copy->length);
 	return 0;
@@ -193,15 +195,14 @@ __noinline int capture_packet(struct xdp_md *ctx, __u32 active, int reason, __u3
 
 	if (!copy || reason < 0 || reason >= 64)
 		return 0;
-	now = bpf_ktime_get_ns();
-	/* A copy older than this packet's journey is another packet's: capture started
-	 * between the balancer's two checks, so this one was not kept. */
-	if (now - copy->time_ns > PETREL_CAPTURE_COPY_MAX_AGE_NS)
+	if (copy->direction != CAPTURE_COPY_FRESH)
 		return 0;
+	copy->direction = 0;  /* used: a later packet that was not kept cannot take it */
 	capture_classify(copy, &family, &protocol);
 	capture_select(active, reason, vip, real_id, family, protocol, &received, &sent);
 	if (!(received | sent))
 		return 0;
+	now = bpf_ktime_get_ns();
 	if (received) {
 		copy->time_ns = now;
 		copy->slots = received;
