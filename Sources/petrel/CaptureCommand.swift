@@ -67,10 +67,13 @@ struct CaptureCommand: ParsableCommand {
         if output == "-" {
             file = FileHandle.standardOutput
         } else {
-            guard FileManager.default.createFile(atPath: output, contents: nil), let opened = FileHandle(forWritingAtPath: output) else {
-                throw CLIError("-w \(output): cannot create the file")
+            // open(2) in place, not FileManager.createFile: that writes a temporary file and renames
+            // it over the path, which run as root turns -w /dev/null into a regular file.
+            let descriptor = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw CLIError("-w \(output): cannot open the file (\(String(cString: strerror(errno))))")
             }
-            file = opened
+            file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         }
         var writeFailed: String?
         let answer: AdminClient.StreamedResponse

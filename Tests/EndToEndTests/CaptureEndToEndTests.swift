@@ -133,6 +133,9 @@ extension EndToEnd {
                     .wait(timeout: 20)
                 #expect(fifth.status != 0)
                 #expect(fifth.error.contains("(409)") && fifth.error.contains("all 4 capture slots are in use"), "\(fifth.error)")
+                var nullDevice = stat()
+                #expect(stat("/dev/null", &nullDevice) == 0 && (nullDevice.st_mode & S_IFMT) == S_IFCHR,
+                        "-w /dev/null writes into the device, never replaces it")
 
                 // Traffic reaches all four; then their clients are killed mid-capture.
                 _ = try network.exchange(vip: Plan.vip4, port: 80, proto: .tcp, count: 3)
