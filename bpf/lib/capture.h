@@ -1,7 +1,8 @@
 /* Packet capture for `petrel capture`: copies of the packets a capture slot
  * selects (by outcome, VIP, real, family, protocol, 1 in N) go to user space
  * through a ring buffer, as received, as sent (encapsulated), or both. With no
- * capture running, a packet costs one read of capture_slots_active and a branch. */
+ * capture running, a packet costs two reads of capture_slots_active and two
+ * branches: one before the balancer and one after it (see petrel_balancer). */
 #ifndef PETREL_CAPTURE_H
 #define PETREL_CAPTURE_H
 
