@@ -39,6 +39,32 @@ static __always_inline int not_ours(const struct packet *pkt)
 	return pkt->icmp_error ? PETREL_STAT_PASS_ICMP : PETREL_STAT_PASS_NOT_VIP;
 }
 
+/* The ordinary path for a packet to an address that has VIPs: find its VIP, then
+ * its real (a QUIC connection ID's server id, else the connection tables and the
+ * ring). Returns PARSE_OK with out filled, or the reason the packet ends here;
+ * out->vip_index is set as soon as the VIP is known. */
+static __always_inline int decide(struct xdp_md *ctx, const struct packet *pkt, const struct petrel_config *cfg,
+				  __u32 bits, struct petrel_counters *counters, struct choice *out)
+{
+	struct petrel_vip_meta *vip;
+	int reason;
+
+	vip = find_vip(&pkt->flow, bits);
+	if (!vip)
+		return not_ours(pkt);
+	out->vip_index = vip->vip_index;
+	if (!cfg)
+		return PETREL_STAT_DROP_NO_CONFIG;
+
+	/* A QUIC short header names its real in the connection ID; else the tables and ring. */
+	if (!(vip->flags & PETREL_VIP_QUIC) || !quic_choose_real(ctx, pkt, vip, counters, out)) {
+		reason = choose_real(pkt, vip, cfg, counters, out);
+		if (reason != PARSE_OK)
+			return reason;
+	}
+	return PARSE_OK;
+}
+
 /* too_big_outer_len: for DROP_TOO_BIG, the encapsulation the chosen real needs.
  * `facts` learns the VIP and the real as they are found, for a capture. */
 static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *counters, __u32 *too_big_outer_len,
@@ -47,12 +73,17 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u64 frame_len = end - data;
-	struct petrel_vip_meta *vip;
 	struct petrel_config *cfg;
 	struct packet pkt = {};
 	struct choice choice = {};
 	__u32 zero = 0, bits;
 	int reason;
+
+	choice.vip_index = PETREL_NO_VIP_INDEX;  /* assigned, not initialised: an initialiser would be a .rodata template */
+	/* The length now, as a number: kept as the packet's pointers instead, it made
+	 * the verifier walk everything after parsing once per header layout (twice
+	 * the instructions processed). */
+	asm volatile("" : "+r"(frame_len));
 
 	reason = parse_packet(data, end, &pkt);
 	if (reason != PARSE_OK) {
@@ -65,23 +96,15 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	if (!bits)
 		return not_ours(&pkt);
 	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (cfg && cfg->mtu == 0)
+		cfg = 0;
 
 	/* A known flow skips the VIP lookup; anything else finds its VIP first. */
-	if (!cfg || cfg->mtu == 0 || !may_be_known(&pkt, bits) || !known_flow(&pkt, counters, &choice)) {
-		vip = find_vip(&pkt.flow, bits);
-		if (!vip)
-			return not_ours(&pkt);
-		facts->vip = vip->vip_index + 1;
-		if (!cfg || cfg->mtu == 0)
-			return PETREL_STAT_DROP_NO_CONFIG;
-
-		/* A QUIC short header names its real in the connection ID; else the tables and ring. */
-		if (!(vip->flags & PETREL_VIP_QUIC) || !quic_choose_real(ctx, &pkt, vip, counters, &choice)) {
-			reason = choose_real(&pkt, vip, cfg, counters, &choice);
-			if (reason != PARSE_OK)
-				return reason;
-		}
-		choice.vip_index = vip->vip_index;
+	if (!cfg || !may_be_known(&pkt, bits) || !known_flow(&pkt, counters, &choice)) {
+		reason = decide(ctx, &pkt, cfg, bits, counters, &choice);
+		facts->vip = choice.vip_index + 1;  /* 0 when no VIP was found */
+		if (reason != PARSE_OK)
+			return reason;
 	}
 
 	facts->vip = choice.vip_index + 1;

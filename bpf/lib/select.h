@@ -201,8 +201,10 @@ struct choice {
 	struct petrel_real *real;
 	__u32 real_id;
 	__u32 hash;
-	__u32 vip_index;
+	__u32 vip_index;  /* PETREL_NO_VIP_INDEX until the VIP is known */
 };
+
+#define PETREL_NO_VIP_INDEX 0xffffffffu
 
 /* A table entry for the choice made (or confirmed) for this VIP. */
 static __always_inline struct petrel_conn conn_entry(const struct choice *choice, const struct petrel_vip_meta *vip)
@@ -403,11 +405,9 @@ static __always_inline int may_be_known(const struct packet *pkt, __u32 filter_b
  * flow, and the VIP that decided is still there and still the flow's VIP (same
  * index and generation, and the filter did not ask for the VIP first). Then the
  * VIP lookup is skipped. Returns 1 with out filled, else 0: the ordinary path
- * decides. Only for packets that may_be_known. */
-/* A subprogram, not inlined: the verifier then meets the ordinary path after it
- * with one state, not one per way this can fail (inlined, it explored the whole
- * ordinary path again for each, and processed 102,000 instructions instead of 65,000). */
-static __noinline int known_flow(const struct packet *pkt, struct petrel_counters *counters, struct choice *out)
+ * decides. Only for packets that may_be_known. Inlined: as a subprogram its call
+ * and return cost more than its lookups on CPUs whose returns are mitigated. */
+static __always_inline int known_flow(const struct packet *pkt, struct petrel_counters *counters, struct choice *out)
 {
 	struct flow_tables tables;
 	struct petrel_conn *conn;
