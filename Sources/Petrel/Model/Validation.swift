@@ -94,8 +94,10 @@ public struct IntegerRule: Sendable {
     /// For a value that is not a number at all: `must be an integer between 0 and 1000000`.
     public var expectedInteger: String { "must be an integer between \(range.lowerBound) and \(range.upperBound)\(note)" }
 
-    public func check(_ value: Int, at path: FieldPath) -> ValidationIssue? {
-        range.contains(value) ? nil : ValidationIssue(path, value: "\(value)", expected: expected)
+    /// `path` is built only for an issue (here and in every check below): a config
+    /// of a million reals would otherwise build millions of paths that pass.
+    public func check(_ value: Int, at path: @autoclosure () -> FieldPath) -> ValidationIssue? {
+        range.contains(value) ? nil : ValidationIssue(path(), value: "\(value)", expected: expected)
     }
 }
 
@@ -139,8 +141,8 @@ extension IPAddress {
     }
 
     /// The rule for VIP, real and gateway addresses (see `hostAddressProblem`).
-    public func checkHost(at path: FieldPath) -> ValidationIssue? {
-        hostAddressProblem.map { ValidationIssue(path, value: "\(self) (\($0))", expected: "must be a unicast host address") }
+    public func checkHost(at path: @autoclosure () -> FieldPath) -> ValidationIssue? {
+        hostAddressProblem.map { ValidationIssue(path(), value: "\(self) (\($0))", expected: "must be a unicast host address") }
     }
 }
 
@@ -148,10 +150,10 @@ extension IPAddress {
 
 extension VipFlags {
     /// The rule for flags given as bits: only the data plane's PETREL_VIP_* bits.
-    public func check(at path: FieldPath) -> ValidationIssue? {
+    public func check(at path: @autoclosure () -> FieldPath) -> ValidationIssue? {
         let unknown = rawValue & ~VipFlags.known.rawValue
         guard unknown != 0 else { return nil }
-        return ValidationIssue(path, value: "0x\(String(unknown, radix: 16))",
+        return ValidationIssue(path(), value: "0x\(String(unknown, radix: 16))",
                                expected: "must be known flags (\(VipFlags.named.map(\.name).joined(separator: ", ")))")
     }
 
@@ -167,17 +169,17 @@ extension VipFlags {
 
 extension Real {
     /// Checks the real on its own, as a real of a VIP at `vipAddress`; `path` is the real's.
-    public func validate(at path: FieldPath, vipAddress: IPAddress) -> [ValidationIssue] {
+    public func validate(at path: @autoclosure () -> FieldPath, vipAddress: IPAddress) -> [ValidationIssue] {
         var issues: [ValidationIssue] = []
-        if let issue = address.checkHost(at: path.appending("address")) {
+        if let issue = address.checkHost(at: path().appending("address")) {
             issues.append(issue)
         } else if vipAddress.family == .ipv6 && address.family == .ipv4 {
-            issues.append(ValidationIssue(path.appending("address"), value: "\(address)",
+            issues.append(ValidationIssue(path().appending("address"), value: "\(address)",
                                           expected: "must be IPv6 for the IPv6 VIP \(vipAddress) (IPv6 packets cannot travel inside IPv4)"))
         }
-        if let issue = Real.weightRule.check(Int(weight), at: path.appending("weight")) { issues.append(issue) }
+        if let issue = Real.weightRule.check(Int(weight), at: path().appending("weight")) { issues.append(issue) }
         if let id = quicServerId, !QuicConnectionID.serverIds.contains(id) {
-            issues.append(ValidationIssue(path.appending("quic_server_id"), value: "\(id)", expected: Real.quicServerIdRule.expected + " (0 means no id)"))
+            issues.append(ValidationIssue(path().appending("quic_server_id"), value: "\(id)", expected: Real.quicServerIdRule.expected + " (0 means no id)"))
         }
         return issues
     }
@@ -196,10 +198,10 @@ extension Vip {
         if let issue = flags.check(at: path.appending("flags")) { issues.append(issue) }
         var firstIndex: [IPAddress: Int] = [:]
         for (index, real) in reals.enumerated() {
-            let realPath = path.appending("reals").appending(index)
-            issues += real.validate(at: realPath, vipAddress: key.address)
+            func realPath() -> FieldPath { path.appending("reals").appending(index) }
+            issues += real.validate(at: realPath(), vipAddress: key.address)
             if let first = firstIndex[real.address] {
-                issues.append(ValidationIssue(realPath.appending("address"), value: "\(real.address)",
+                issues.append(ValidationIssue(realPath().appending("address"), value: "\(real.address)",
                                               expected: "must not repeat a real of this VIP (it is reals[\(first)] too)"))
             } else {
                 firstIndex[real.address] = index
@@ -228,16 +230,16 @@ extension Vip {
         }
         var firstIndex: [UInt16: Int] = [:]
         for (index, real) in reals.enumerated() {
-            let idPath = path.appending("reals").appending(index).appending("quic_server_id")
+            func idPath() -> FieldPath { path.appending("reals").appending(index).appending("quic_server_id") }
             switch (quic, real.quicServerId) {
             case (false, let id?):
-                issues.append(ValidationIssue(idPath, value: "\(id)", expected: "is only used on a VIP with the quic flag"))
+                issues.append(ValidationIssue(idPath(), value: "\(id)", expected: "is only used on a VIP with the quic flag"))
             case (true, nil):
-                issues.append(ValidationIssue(idPath, value: nil,
+                issues.append(ValidationIssue(idPath(), value: nil,
                                               expected: "must be set on every real of a quic VIP (\(Real.quicServerIdRule.expected))"))
             case (true, let id?):
                 if let first = firstIndex[id] {
-                    issues.append(ValidationIssue(idPath, value: "\(id)", expected: "must be unique in the VIP (reals[\(first)] has it too)"))
+                    issues.append(ValidationIssue(idPath(), value: "\(id)", expected: "must be unique in the VIP (reals[\(first)] has it too)"))
                 } else {
                     firstIndex[id] = index
                 }
@@ -255,6 +257,7 @@ extension Vip {
     /// listed once; each real one of the VIP's reals; at most `SourceRoute.maxCount`.
     /// Overlapping prefixes are fine: the longest wins.
     func validateSourceRoutes(at path: FieldPath) -> [ValidationIssue] {
+        guard !sourceRoutes.isEmpty else { return [] }
         var issues: [ValidationIssue] = []
         let routesPath = path.appending("source_routes")
         if sourceRoutes.count > SourceRoute.maxCount {
@@ -299,20 +302,23 @@ extension Array where Element == Vip {
     public func validate(at path: FieldPath = ["vips"], ringSize: Int? = nil) -> [ValidationIssue] {
         var issues: [ValidationIssue] = []
         var firstIndex: [VipKey: Int] = [:]
-        var encapsulation: [IPAddress: (Encapsulation, FieldPath)] = [:]
+        var encapsulation: [IPAddress: (Encapsulation, vip: Int, real: Int)] = [:]
+        func encapsulationPath(_ vip: Int, _ real: Int) -> FieldPath {
+            path.appending(vip).appending("reals").appending(real).appending("encapsulation")
+        }
         for (index, vip) in enumerated() {
             issues += vip.validate(at: path.appending(index), ringSize: ringSize)
             if let issue = Vip.duplicate(vip.key, at: path.appending(index), first: &firstIndex, index: index, list: path) {
                 issues.append(issue)
             }
             for (r, real) in vip.reals.enumerated() {
-                let realPath = path.appending(index).appending("reals").appending(r).appending("encapsulation")
-                if let (other, otherPath) = encapsulation[real.address] {
+                if let (other, otherVip, otherReal) = encapsulation[real.address] {
                     if other != real.encapsulation {
-                        issues.append(Real.encapsulationConflict(at: realPath, value: real.encapsulation, other: other, otherField: "\(otherPath)"))
+                        issues.append(Real.encapsulationConflict(at: encapsulationPath(index, r), value: real.encapsulation, other: other,
+                                                                 otherField: "\(encapsulationPath(otherVip, otherReal))"))
                     }
                 } else {
-                    encapsulation[real.address] = (real.encapsulation, realPath)
+                    encapsulation[real.address] = (real.encapsulation, index, r)
                 }
             }
         }
