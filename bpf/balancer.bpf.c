@@ -74,7 +74,7 @@ static __always_inline int balance(struct xdp_md *ctx, struct petrel_counters *c
 	void *end = (void *)(long)ctx->data_end;
 	__u64 frame_len = end - data;
 	struct petrel_config *cfg;
-	struct packet pkt = {};
+	struct packet pkt __attribute__((aligned(8))) = {};  /* its flow key is read as 64-bit words (flow cache) */
 	struct choice choice = {};
 	__u32 zero = 0, bits;
 	int reason;

@@ -151,6 +151,29 @@ struct petrel_conn {
 	__u32 vip_generation;/* ... and its generation then (see vip_generations) */
 };
 
+/* The flow cache (maps flow_cache_v4 / flow_cache_v6): per CPU, a direct-mapped
+ * array of PETREL_FLOW_CACHE_SLOTS copies of this CPU's connection-table entries,
+ * indexed by a multiply-shift of the flow. A known flow's packet finds its entry
+ * there with an inlined array read and a key compare, where the table costs the
+ * kernel's hash, bucket walk and calls. Written wherever this CPU's table is, so
+ * a slot holds what the table held for its flow, or an entry the table has since
+ * evicted (the flow then stays on its real); every use checks the entry as a
+ * table entry is checked (VIP and real generations). */
+#define PETREL_FLOW_CACHE_SHIFT 13
+#define PETREL_FLOW_CACHE_SLOTS (1u << PETREL_FLOW_CACHE_SHIFT)
+
+struct petrel_flow_cache_v4 {
+	struct petrel_flow_key_v4 key;
+	struct petrel_conn conn;   /* real_id PETREL_NO_REAL: an empty or cleared slot */
+	__u32 pad;
+};
+
+struct petrel_flow_cache_v6 {
+	struct petrel_flow_key key;
+	struct petrel_conn conn;
+	__u32 pad;
+};
+
 /* The ring map: key = a row index (petrel_vip_meta.ring_row), value = a whole
  * row of petrel_load_settings.ring_size __u32 real ids (0: no real). There are
  * two rows per VIP: the control plane writes a changed ring into a free row,

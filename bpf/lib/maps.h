@@ -98,6 +98,21 @@ struct {
 	__array(values, struct conn_table_v6);
 } conn_tables_v6 SEC(".maps");
 
+/* The flow caches in front of the per-CPU tables (see petrel_flow_cache_v4). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_FLOW_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct petrel_flow_cache_v4);
+} flow_cache_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_FLOW_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct petrel_flow_cache_v6);
+} flow_cache_v6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);

@@ -157,8 +157,75 @@ static __always_inline struct petrel_conn *lookup_cpu(const struct flow_tables *
 	return conn;
 }
 
+#define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
+
+/* This CPU's flow-cache slot for the flow (petrel_flow_cache_v4 or _v6). */
+static __always_inline void *cache_slot(const struct flow_tables *t)
+{
+	__u32 index;
+	void *slot;
+
+	if (t->v4) {
+		index = ((t->key4_words[0] * PETREL_GOLDEN_64 ^ t->key4_words[1]) * PETREL_GOLDEN_64) >>
+			(64 - PETREL_FLOW_CACHE_SHIFT);
+		slot = bpf_map_lookup_elem(&flow_cache_v4, &index);
+		KEEP_APART(slot, 4);
+	} else {
+		const __u32 *w = (const __u32 *)t->key6;  /* source, destination, ports, protocol */
+		__u64 addresses = (__u64)(w[0] ^ w[2] ^ w[4] ^ w[6]) << 32 | (w[1] ^ w[3] ^ w[5] ^ w[7]);
+
+		index = ((addresses * PETREL_GOLDEN_64 ^ w[8]) * PETREL_GOLDEN_64) >> (64 - PETREL_FLOW_CACHE_SHIFT);
+		slot = bpf_map_lookup_elem(&flow_cache_v6, &index);
+		KEEP_APART(slot, 6);
+	}
+	return slot;
+}
+
+/* The entry a cache slot holds for this flow, or NULL if it holds another flow's. */
+static __always_inline struct petrel_conn *cached_conn(const struct flow_tables *t, void *slot)
+{
+	if (t->v4) {
+		struct petrel_flow_cache_v4 *cached = slot;
+		const __u64 *key = (const __u64 *)&cached->key;
+
+		return key[0] == t->key4_words[0] && key[1] == t->key4_words[1] ? &cached->conn : 0;
+	} else {
+		struct petrel_flow_cache_v6 *cached = slot;
+		const __u64 *key = (const __u64 *)&cached->key, *flow = (const __u64 *)t->key6;
+		__u64 difference = 0;
+
+#pragma unroll
+		for (int i = 0; i < sizeof(struct petrel_flow_key) / 8; i++)
+			difference |= key[i] ^ flow[i];
+		return difference ? 0 : &cached->conn;
+	}
+}
+
+static __always_inline void cache_conn(const struct flow_tables *t, void *slot, const struct petrel_conn *conn)
+{
+	if (t->v4) {
+		struct petrel_flow_cache_v4 *cached = slot;
+		__u64 *key = (__u64 *)&cached->key;
+
+		key[0] = t->key4_words[0];
+		key[1] = t->key4_words[1];
+		cached->conn = *conn;
+	} else {
+		struct petrel_flow_cache_v6 *cached = slot;
+		const __u64 *flow = (const __u64 *)t->key6;
+		__u64 *key = (__u64 *)&cached->key;
+
+#pragma unroll
+		for (int i = 0; i < sizeof(struct petrel_flow_key) / 8; i++)
+			key[i] = flow[i];
+		cached->conn = *conn;
+	}
+}
+
+/* Writes this CPU's table, and its flow cache with it. */
 static __always_inline void update_cpu(const struct flow_tables *t, const struct petrel_conn *conn)
 {
+	void *slot;
 	long err;
 
 	if (t->v4) {
@@ -168,6 +235,9 @@ static __always_inline void update_cpu(const struct flow_tables *t, const struct
 		err = bpf_map_update_elem(t->cpu, t->key6, conn, BPF_ANY);
 		KEEP_APART(err, 6);
 	}
+	slot = cache_slot(t);
+	if (!err && slot)
+		cache_conn(t, slot, conn);
 }
 
 static __always_inline struct petrel_conn *lookup_shared(const struct flow_tables *t)
@@ -246,24 +316,23 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
 					      const struct flow_tables *t, struct petrel_counters *counters,
 					      struct choice *out)
 {
-	struct petrel_conn *conn, learned;
+	struct petrel_conn *conn = 0, learned;
+	int learn;
 
-	if (t->cpu) {
+	if (t->cpu)
 		conn = lookup_cpu(t);
-		if (take_remembered(conn, out)) {
-			count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
-			if (!pkt->icmp_error && !names_vip(conn, vip)) {
-				learned = conn_entry(out, vip);
-				update_cpu(t, &learned);
-			}
-			return 1;
-		}
+	if (take_remembered(conn, out)) {
+		count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
+		learn = !names_vip(conn, vip);
+	} else {
+		conn = lookup_shared(t);
+		if (!take_remembered(conn, out))
+			return 0;
+		count_stat(counters, PETREL_STAT_EVENT_SHARED_TABLE_HIT);
+		learn = t->cpu != 0;
 	}
-	conn = lookup_shared(t);
-	if (!take_remembered(conn, out))
-		return 0;
-	count_stat(counters, PETREL_STAT_EVENT_SHARED_TABLE_HIT);
-	if (t->cpu && !pkt->icmp_error) {
+	/* One place writes this CPU's table (and its flow cache): the program stays small. */
+	if (learn && !pkt->icmp_error) {
 		learned = conn_entry(out, vip);
 		update_cpu(t, &learned);
 	}
@@ -278,10 +347,18 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
 static __always_inline void remember_choice(const struct flow_tables *t, const struct choice *choice,
 					    const struct petrel_vip_meta *vip)
 {
-	struct petrel_conn conn = conn_entry(choice, vip);
+	struct petrel_conn conn = conn_entry(choice, vip), *cached;
+	void *slot;
 
-	if (t->cpu && lookup_cpu(t))
+	if (t->cpu && lookup_cpu(t)) {
 		update_cpu(t, &conn);
+	} else if (t->cpu) {
+		/* The flow cache may still hold the flow after the table evicted it: clear that copy too. */
+		slot = cache_slot(t);
+		cached = slot ? cached_conn(t, slot) : 0;
+		if (cached)
+			cached->real_id = PETREL_NO_REAL;
+	}
 	update_shared(t, &conn);
 }
 
@@ -412,13 +489,22 @@ static __always_inline int known_flow(const struct packet *pkt, struct petrel_co
 	struct flow_tables tables;
 	struct petrel_conn *conn;
 	__u32 *generation;
+	void *slot;
 
 	open_tables(pkt, &tables);
 	if (!tables.cpu)
 		return 0;
-	conn = lookup_cpu(&tables);
-	if (!conn)
+	/* The flow cache first; on a miss, the table, whose entry the cache then keeps. */
+	slot = cache_slot(&tables);
+	if (!slot)
 		return 0;
+	conn = cached_conn(&tables, slot);
+	if (!conn) {
+		conn = lookup_cpu(&tables);
+		if (!conn)
+			return 0;
+		cache_conn(&tables, slot, conn);
+	}
 	generation = bpf_map_lookup_elem(&vip_generations, &conn->vip_index);
 	if (!generation || *generation != conn->vip_generation || !take_remembered(conn, out))
 		return 0;

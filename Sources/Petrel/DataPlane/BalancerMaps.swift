@@ -9,13 +9,14 @@ struct BalancerMaps {
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
                         "source_routes", "flow_log", "flow_log_settings",
-                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations"]
+                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations", "flow_cache_v4", "flow_cache_v6"]
                         + captureNames
     /// Maps added after pinning existed: pins left by an older version lack them. They
     /// are created afresh and pinned beside the adopted ones; the next apply fills them
     /// (or they hold only run-time state), so an upgrade keeps every flow.
     static let addedSincePinning = Set(["quic_servers", "source_routes", "flow_log", "flow_log_settings",
-                                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations"] + captureNames)
+                                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations",
+                                        "flow_cache_v4", "flow_cache_v6"] + captureNames)
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
     /// The capture maps (bpf/lib/capture.h); `.data.capture` holds the global capture_slots_active.
@@ -69,6 +70,7 @@ struct BalancerMaps {
     static let valueSizes: [String: Int] = [
         "vips_v4": MemoryLayout<petrel_vip_meta>.size, "vips_v6": MemoryLayout<petrel_vip_meta>.size,
         "conn_shared_v4": MemoryLayout<petrel_conn>.size, "conn_shared_v6": MemoryLayout<petrel_conn>.size,
+        "flow_cache_v4": MemoryLayout<petrel_flow_cache_v4>.size, "flow_cache_v6": MemoryLayout<petrel_flow_cache_v6>.size,
     ]
 
     /// max_entries per map for the given limits.
