@@ -174,8 +174,8 @@ struct FlowCacheTests {
         let balancer = try makeBalancer(pinPath: path)
         defer { balancer.removePins() }
         // Every packet on one CPU: each CPU has a cache of its own.
-        let restore = try ThreadAffinity.pinToOneCPU()
-        defer { restore() }
+        try ThreadAffinity.pin(toCPU: 0)
+        defer { ThreadAffinity.unpin() }
         let flow = Flow(proto: .tcp, source: ip("198.18.1.3"), sourcePort: 40002, destination: TestVips.web4.address, destinationPort: 80)
         func send(_ flags: UInt8) throws -> IPAddress {
             try #require(EncapsulatedFrame(try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: flags)).packet)).outerDestination
@@ -222,28 +222,5 @@ struct FlowCacheTests {
         #expect(try send(PacketBuilder.TCPFlags.ack) == ringReal, "the cache's old copy did not win over the new decision")
         #expect(try send(PacketBuilder.TCPFlags.ack) == ringReal)
         #expect(try cachedReals().count == 1)
-    }
-}
-
-/// Pins the calling thread to one CPU it may run on (glibc's sched_getaffinity and
-/// sched_setaffinity, which the Glibc module does not export, looked up by name).
-enum ThreadAffinity {
-    private typealias Call = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
-
-    private static func function(_ name: String) throws -> Call {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { throw POSIXError(.ENOSYS) }
-        return unsafeBitCast(symbol, to: Call.self)
-    }
-
-    /// Returns a function that restores the thread's previous CPUs.
-    static func pinToOneCPU() throws -> () -> Void {
-        let get = try function("sched_getaffinity"), set = try function("sched_setaffinity")
-        var previous = [UInt8](repeating: 0, count: 128)
-        guard get(0, previous.count, &previous) == 0 else { throw POSIXError(.EINVAL) }
-        guard let byte = previous.firstIndex(where: { $0 != 0 }) else { throw POSIXError(.EINVAL) }
-        var mask = [UInt8](repeating: 0, count: 128)
-        mask[byte] = previous[byte] & (~previous[byte] + 1)  // its lowest CPU
-        guard set(0, mask.count, &mask) == 0 else { throw POSIXError(.EINVAL) }
-        return { _ = set(0, previous.count, &previous) }
     }
 }

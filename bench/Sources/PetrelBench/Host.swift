@@ -1,44 +1,14 @@
 import Foundation
 import Glibc
+import PetrelTestSupport
 
 /// The few things the harness asks of the machine: CPUs, clocks, memory,
 /// commands. Kept here so the measuring code reads as measuring.
 enum Host {
     // MARK: CPUs
 
-    static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
-
-    /// Pins the calling thread to one CPU, so per-CPU maps and timings stay on it.
-    static func pinCurrentThread(toCPU cpu: Int) throws {
-        try setAffinity([cpu])
-    }
-
-    /// Lets the calling thread run on every online CPU again.
-    static func unpinCurrentThread() {
-        try? setAffinity(Array(0..<onlineCPUs))
-    }
-
-    private static func setAffinity(_ cpus: [Int]) throws {
-        // A cpu_set_t: one bit per CPU, 1024 CPUs.
-        var mask = [UInt8](repeating: 0, count: 128)
-        for cpu in cpus { mask[cpu / 8] |= UInt8(1 << (cpu % 8)) }
-        // pid 0: the calling thread only.
-        if SchedSetAffinity.call(0, mask.count, &mask) != 0 {
-            throw HostError("pin thread to CPUs \(cpus): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// glibc's sched_setaffinity, which the Glibc module does not export
-    /// (it is a _GNU_SOURCE declaration): looked up once by name.
-    private enum SchedSetAffinity {
-        typealias Function = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
-        static let call: Function = {
-            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity") else {
-                fatalError("glibc has no sched_setaffinity")
-            }
-            return unsafeBitCast(symbol, to: Function.self)
-        }()
-    }
+    /// (Pinning a thread to a CPU: ThreadAffinity, shared with the tests.)
+    static var onlineCPUs: Int { ThreadAffinity.onlineCPUs }
 
     // MARK: Clocks
 

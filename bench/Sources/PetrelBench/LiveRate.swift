@@ -3,6 +3,7 @@ import Glibc
 import Petrel
 import PetrelBPF
 import PetrelBenchObjects
+import PetrelTestSupport
 
 /// Live packet rate: an in-kernel generator (bench/bpf/bench_generator.bpf.c run with
 /// BPF_F_TEST_XDP_LIVE_FRAMES) transmits through one end of a veth pair whose
@@ -192,7 +193,7 @@ final class LiveRateBench {
                 defer { group.leave() }
                 do {
                     try NetworkNamespace.run(namespace) {
-                        try Host.pinCurrentThread(toCPU: cpu)
+                        try ThreadAffinity.pin(toCPU: cpu)
                         while !state.stopped {
                             _ = try generatorProgram.transmitLiveFrames(packet: template, interfaceIndex: generatorIndex,
                                                                         repetitions: chunk, batchSize: batchSize)

@@ -1,5 +1,6 @@
 import Petrel
 import PetrelBPF
+import PetrelTestSupport
 
 /// Cost per packet of the loaded balancer, with its real maps, measured with
 /// BPF_PROG_TEST_RUN and a large repeat count, next to the do-nothing XDP_TX
@@ -44,8 +45,8 @@ struct PacketCostBench {
     // MARK: Running
 
     func run(_ scenarios: [PacketScenario]) throws -> (PacketCostSection, [ScenarioResult]) {
-        try Host.pinCurrentThread(toCPU: cpu)
-        defer { Host.unpinCurrentThread() }
+        try ThreadAffinity.pin(toCPU: cpu)
+        defer { ThreadAffinity.unpin() }
 
         var section = PacketCostSection(repetitions: repetitions, rounds: rounds, cpu: cpu, clock: PacketCostBench.clock)
         // The push program re-encapsulates IPv4 packets only.

@@ -4,6 +4,7 @@ import Glibc
 import Petrel
 import PetrelBPF
 import PetrelBenchObjects
+import PetrelTestSupport
 
 @main
 struct PetrelBench: ParsableCommand {
@@ -245,7 +246,7 @@ struct ProfileScenario: ParsableCommand {
         }
         let wrapper = try RestoreWrapper(settings: forwarding, originalDestinationMAC: BenchPlan.balancerMAC, originalSourceMAC: BenchPlan.clientMAC)
         try wrapper.target(balancer.program)
-        try Host.pinCurrentThread(toCPU: cpu)
+        try ThreadAffinity.pin(toCPU: cpu)
         if let primer = chosen.primer { _ = try balancer.program.testRun(packet: primer) }
         let program = chosen.modifiesPacket ? wrapper.program : balancer.program
         Progress.say("running \(chosen.name) on CPU \(cpu) for \(seconds) s (\(chosen.modifiesPacket ? "through the restore wrapper" : "directly"))")
