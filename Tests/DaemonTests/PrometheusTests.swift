@@ -141,9 +141,12 @@ final class PrometheusServer {
     func query(_ promQL: String) throws -> Double? {
         let result = try harness.capture("/usr/sbin/ip", ["netns", "exec", harness.namespace, "curl", "-s", "--max-time", "5",
                                                           "http://\(PrometheusServer.listen)/api/v1/query", "--data-urlencode", "query=\(promQL)"])
-        guard result.status == 0 else { return nil }  // not listening yet
-        let document = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
-        guard let data = document?["data"] as? [String: Any], let results = data["result"] as? [[String: Any]] else {
+        // Not listening yet (curl fails), or listening but not ready: until its storage is
+        // open, Prometheus answers 503 with the plain text "Service Unavailable".
+        guard result.status == 0,
+              let document = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        else { return nil }
+        guard let data = document["data"] as? [String: Any], let results = data["result"] as? [[String: Any]] else {
             throw DaemonHarness.Failure(description: "Prometheus answered \(promQL) with \(result.output)")
         }
         guard results.count == 1, let value = results[0]["value"] as? [Any], value.count == 2, let text = value[1] as? String else {
