@@ -63,13 +63,13 @@ struct LifecycleTests {
         let real = try #require(EncapsulatedFrame(firstRun.packet)).outerDestination
         first = nil
         // As an older petreld left them: without the ICMP answers' maps.
-        for name in ["vip_address_set", "icmp_rate", "echo_program", "flow_cache_v4", "flow_cache_v6"] { #expect(unlink("\(path)/\(name)") == 0) }
+        for name in ["vip_address_set", "icmp_rate", "echo_program", "flow_cache_v4", "flow_cache_v6", "vip_cache", "vip_epoch"] { #expect(unlink("\(path)/\(name)") == 0) }
 
         let second = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
         defer { second.removePins() }
         #expect(second.adoptedPinnedMaps)
         #expect(try second.explain(flow).rememberedReal == real, "the connection table survived the upgrade")
-        for name in ["vip_address_set", "icmp_rate", "echo_program", "flow_cache_v4", "flow_cache_v6"] {
+        for name in ["vip_address_set", "icmp_rate", "echo_program", "flow_cache_v4", "flow_cache_v6", "vip_cache", "vip_epoch"] {
             #expect(FileManager.default.fileExists(atPath: "\(path)/\(name)"), "\(name) pinned")
         }
         let ping = PacketBuilder.echoRequest(from: ip("198.18.1.2"), to: TestVips.web4.address, id: 1, sequence: 1, payload: [1])
@@ -222,5 +222,65 @@ struct FlowCacheTests {
         #expect(try send(PacketBuilder.TCPFlags.ack) == ringReal, "the cache's old copy did not win over the new decision")
         #expect(try send(PacketBuilder.TCPFlags.ack) == ringReal)
         #expect(try cachedReals().count == 1)
+    }
+}
+
+/// The VIP cache (bpf/lib/select.h, petrel_vip_cache_slot) in front of the VIP maps:
+/// each apply that writes VIP entries bumps vip_epoch, so no CPU goes on with a
+/// copy of an entry that was replaced or removed, nor with a cached "no VIP".
+@Suite("VIP cache")
+struct VipCacheTests {
+    @Test("An apply reaches packets at once through the VIP cache: a VIP added where the cache said none, a ring changed, a VIP removed")
+    func appliesInvalidateTheCache() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-vipcache"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bypass = VipKey(address: ip("198.18.100.7"), port: 80, proto: .tcp)
+        let other = VipKey(address: ip("198.18.100.7"), port: 81, proto: .tcp)
+        let a = Real(address: ip("198.18.3.11")), b = Real(address: ip("198.18.3.12"))
+        // Every packet decided afresh (lru_bypass): each one looks its VIP up.
+        let balancer = try makeBalancer(vips: [Vip(key: bypass, flags: .lruBypass, reals: [a])], pinPath: path)
+        defer { balancer.removePins() }
+        try ThreadAffinity.pin(toCPU: 0)  // one CPU, one cache
+        defer { ThreadAffinity.unpin() }
+        func send(to key: VipKey) throws -> (XDPAction, IPAddress?) {
+            let flow = Flow(proto: .tcp, source: ip("198.18.1.4"), sourcePort: 40003, destination: key.address, destinationPort: key.port)
+            let (action, packet) = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack))
+            return (action, action == .tx ? EncapsulatedFrame(packet)?.outerDestination : nil)
+        }
+        // This CPU's slots for the VIP address, by port: (VIP found, epoch).
+        func cached() throws -> [UInt16: (found: Bool, epoch: UInt64)] {
+            let cache = try BPFMap.openPinned(path: "\(path)/vip_cache", name: "vip_cache")
+            var slots: [UInt16: (found: Bool, epoch: UInt64)] = [:]
+            for index in 0..<PETREL_VIP_CACHE_SLOTS {
+                let slot = try cache.lookupPerCPU(index, as: petrel_vip_cache_slot.self)[0]
+                if slot.key.0 == UInt64(bypass.address.words.0.bigEndian) {  // the address's first word as stored
+                    slots[UInt16(bigEndian: UInt16(truncatingIfNeeded: slot.key.2))] = (slot.meta.vip_index != PETREL_NO_VIP_INDEX, slot.epoch)
+                }
+            }
+            return slots
+        }
+        func epoch() throws -> UInt64 {
+            try #require(try BPFMap.openPinned(path: "\(path)/vip_epoch", name: ".data.vips").lookup(UInt32(0), as: UInt64.self))
+        }
+
+        #expect(try send(to: bypass) == (.tx, a.address))
+        #expect(try send(to: bypass) == (.tx, a.address))
+        #expect(try send(to: other) == (.pass, nil))
+        let start = try epoch()
+        #expect(try cached()[80]?.found == true && cached()[80]?.epoch == start, "the VIP's answer is cached")
+        #expect(try cached()[81]?.found == false, "so is the answer that port 81 has no VIP")
+
+        // A VIP added where the cache said "none", and the ring changed to a real that replaces a.
+        try balancer.apply([Vip(key: bypass, flags: .lruBypass, reals: [b]), Vip(key: other, reals: [a])])
+        #expect(try epoch() > start)
+        #expect(try send(to: other) == (.tx, a.address), "the cached \"no VIP\" is gone")
+        #expect(try send(to: bypass) == (.tx, b.address), "the new ring, not the cached entry's old row (whose real was released)")
+        #expect(try cached()[80]?.epoch == epoch(), "refilled under the new epoch")
+
+        // Removed: its packets go to the kernel, not to a cached entry.
+        try balancer.apply([Vip(key: other, reals: [a])])
+        #expect(try send(to: bypass) == (.pass, nil))
+        #expect(try send(to: other) == (.tx, a.address))
+        #expect(try balancer.stats()[.dropNoReal] == 0)
     }
 }

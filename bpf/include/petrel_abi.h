@@ -174,6 +174,26 @@ struct petrel_flow_cache_v6 {
 	__u32 pad;
 };
 
+/* The VIP cache (map vip_cache): per CPU, a direct-mapped array of
+ * PETREL_VIP_CACHE_SLOTS answers of the VIP lookup (find_vip), indexed by a
+ * multiply-shift of the packet's VIP key. A new flow's packet (a SYN, a ring
+ * lookup) then finds its VIP with an inlined array read and a key compare, where
+ * the VIP maps cost the kernel's hash, bucket walk and calls. A slot is good only
+ * while vip_epoch (a global the control plane bumps after writing VIP entries)
+ * is the one it was filled under; the data plane reads the epoch before its
+ * lookup, so a slot is never older than its epoch says. */
+#define PETREL_VIP_CACHE_SHIFT 10
+#define PETREL_VIP_CACHE_SLOTS (1u << PETREL_VIP_CACHE_SHIFT)
+
+struct petrel_vip_cache_slot {
+	__u64 key[3];    /* address words (IPv4: the address, then zeros), then port | protocol << 16 | family << 24 */
+	__u64 epoch;     /* vip_epoch when filled */
+	struct petrel_vip_meta meta;  /* vip_index PETREL_NO_VIP_INDEX: no VIP has this key */
+};
+
+/* A vip_index no VIP has: a VIP cache slot's answer "no VIP". */
+#define PETREL_NO_VIP_INDEX 0xffffffffu
+
 /* The ring map: key = a row index (petrel_vip_meta.ring_row), value = a whole
  * row of petrel_load_settings.ring_size __u32 real ids (0: no real). There are
  * two rows per VIP: the control plane writes a changed ring into a free row,

@@ -14,7 +14,7 @@ struct {
 	__type(value, struct petrel_config);
 } config SEC(".maps");
 
-/* VIPs by family: an IPv4 key is 8 bytes, an IPv6 key 24. */
+/* VIPs by family: an IPv4 key is 8 bytes, an IPv6 key 20. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PETREL_DEFAULT_MAX_VIPS);
@@ -97,6 +97,18 @@ struct {
 	__type(key, __u32);
 	__array(values, struct conn_table_v6);
 } conn_tables_v6 SEC(".maps");
+
+/* The VIP cache in front of vips_v4 and vips_v6 (see petrel_vip_cache_slot),
+ * and the epoch its slots must carry: the control plane bumps it after it
+ * writes VIP entries, and every slot filled before is ignored from then on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PETREL_VIP_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct petrel_vip_cache_slot);
+} vip_cache SEC(".maps");
+
+volatile __u64 vip_epoch SEC(".data.vips") = 0;
 
 /* The flow caches in front of the per-CPU tables (see petrel_flow_cache_v4). */
 struct {

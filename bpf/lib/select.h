@@ -28,7 +28,7 @@ static __always_inline __u32 wildcard_bit(__u8 protocol)
 
 /* Exact (address, port, protocol) first, then the address's port-wildcard VIP,
  * looked up only where the filter's bits say one may exist. */
-static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow_key *flow, __u32 bits)
+static __always_inline struct petrel_vip_meta *lookup_vip(const struct petrel_flow_key *flow, __u32 bits)
 {
 	struct petrel_vip_meta *meta;
 
@@ -64,6 +64,43 @@ static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow
 		v6.words[4] = protocol;
 		return bpf_map_lookup_elem(&vips_v6, &v6.key);
 	}
+}
+
+#define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
+
+/* The packet's VIP: from this CPU's VIP cache (petrel_vip_cache_slot) if a slot
+ * filled under the current epoch holds its key, else from the VIP maps, whose
+ * answer (a VIP or none) the slot then keeps. */
+static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow_key *flow, __u32 bits)
+{
+	struct petrel_vip_cache_slot *slot;
+	struct petrel_vip_meta *meta;
+	__u64 address_high, address_low, tail, epoch;
+	__u32 index;
+
+	/* Read before the VIP maps: a slot is then never older than the epoch it carries. */
+	epoch = vip_epoch;
+	/* IPv4: dst_be[1..3] are zero. Built from 32-bit loads, as the words were stored. */
+	address_high = (__u64)flow->dst_be[0] | (__u64)flow->dst_be[1] << 32;
+	address_low = (__u64)flow->dst_be[2] | (__u64)flow->dst_be[3] << 32;
+	tail = (__u64)flow->dst_port_be | (__u64)flow->protocol << 16 | (__u64)flow->family << 24;
+	index = (((address_high * PETREL_GOLDEN_64) ^ address_low ^ tail) * PETREL_GOLDEN_64) >> (64 - PETREL_VIP_CACHE_SHIFT);
+	slot = bpf_map_lookup_elem(&vip_cache, &index);
+	if (!slot)  /* never: the index is in range */
+		return 0;
+	if (slot->key[0] != address_high || slot->key[1] != address_low || slot->key[2] != tail || slot->epoch != epoch) {
+		meta = lookup_vip(flow, bits);
+		slot->key[0] = address_high;
+		slot->key[1] = address_low;
+		slot->key[2] = tail;
+		slot->epoch = epoch;
+		if (meta)
+			slot->meta = *meta;
+		else
+			slot->meta.vip_index = PETREL_NO_VIP_INDEX;
+	}
+	/* One way out for a hit and a fill: the verifier walks what follows once. */
+	return slot->meta.vip_index == PETREL_NO_VIP_INDEX ? 0 : &slot->meta;
 }
 
 /* The flow hash places a flow on the ring and spreads outer source addresses. */
@@ -156,8 +193,6 @@ static __always_inline struct petrel_conn *lookup_cpu(const struct flow_tables *
 	}
 	return conn;
 }
-
-#define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
 
 /* This CPU's flow-cache slot for the flow (petrel_flow_cache_v4 or _v6). */
 static __always_inline void *cache_slot(const struct flow_tables *t)
@@ -274,7 +309,6 @@ struct choice {
 	__u32 vip_index;  /* PETREL_NO_VIP_INDEX until the VIP is known */
 };
 
-#define PETREL_NO_VIP_INDEX 0xffffffffu
 
 /* A table entry for the choice made (or confirmed) for this VIP. */
 static __always_inline struct petrel_conn conn_entry(const struct choice *choice, const struct petrel_vip_meta *vip)

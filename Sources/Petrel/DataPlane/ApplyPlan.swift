@@ -291,6 +291,9 @@ struct ApplyPlan {
             if !desired[key]!.sourceRoutes.isEmpty { flags.insert(.sourceRoutes) }
             writes.append(.vip(key, flags: flags, statsIndex: index, row: newRows[key] ?? current.ringRow[key]!, generation: generation))
         }
+        // Nothing above took away what an old entry named (rows are switched, not
+        // rewritten; reals are released last), so one bump covers every entry written.
+        if !(added + changed).isEmpty { writes.append(.invalidateVipCaches) }
         writes += routeDeletes
         for key in removed {
             // Its known flows stop taking the fast path first; the removal then ends them.
@@ -302,6 +305,7 @@ struct ApplyPlan {
                 writes.append(.quicServer(vipIndex: current.vipIndex[key]!, serverId: serverId, realId: nil, generation: 0))
             }
         }
+        if !removed.isEmpty { writes.append(.invalidateVipCaches) }  // before the reals they named are released
         writes += current.vipAddresses.subtracting(addresses).sorted().map { .vipAddress($0, present: false) }
         writes += filterDuring.writes(to: filter).map { .addressFilter(slot: $0.slot, bits: $0.bits) }
         for (_, id) in releasedReals {

@@ -9,14 +9,15 @@ struct BalancerMaps {
     static let names = ["config", "vips_v4", "vips_v6", "vip_addresses", "reals", "ring", "conn_tables_v4", "conn_tables_v6",
                         "conn_shared_v4", "conn_shared_v6", "stats", "flood_state", "vip_stats", "real_stats", "quic_servers",
                         "source_routes", "flow_log", "flow_log_settings",
-                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations", "flow_cache_v4", "flow_cache_v6"]
+                        "vip_address_set", "icmp_rate", "echo_program", "vip_generations", "flow_cache_v4", "flow_cache_v6",
+                        "vip_cache", ".data.vips"]
                         + captureNames
     /// Maps added after pinning existed: pins left by an older version lack them. They
     /// are created afresh and pinned beside the adopted ones; the next apply fills them
     /// (or they hold only run-time state), so an upgrade keeps every flow.
     static let addedSincePinning = Set(["quic_servers", "source_routes", "flow_log", "flow_log_settings",
                                         "vip_address_set", "icmp_rate", "echo_program", "vip_generations",
-                                        "flow_cache_v4", "flow_cache_v6"] + captureNames)
+                                        "flow_cache_v4", "flow_cache_v6", "vip_cache", ".data.vips"] + captureNames)
     /// The echo-reply program the balancer tail-calls (bpf/lib/icmp.h), stored in `echo_program`.
     static let echoProgramName = "petrel_echo_reply"
     /// The capture maps (bpf/lib/capture.h); `.data.capture` holds the global capture_slots_active.
@@ -25,7 +26,11 @@ struct BalancerMaps {
 
     /// The file a map is pinned as: bpffs refuses names with a dot.
     static func pinName(_ mapName: String) -> String {
-        mapName == ".data.capture" ? "capture_active" : mapName
+        switch mapName {
+        case ".data.capture": "capture_active"
+        case ".data.vips": "vip_epoch"
+        default: mapName
+        }
     }
 
     let config: BPFMap
@@ -40,6 +45,9 @@ struct BalancerMaps {
     let echoProgram: BPFMap
     /// The generation of each VIP stats index (see petrel_vip_meta).
     let vipGenerations: BPFMap
+    /// `.data.vips`: the global vip_epoch, which every VIP cache slot must carry
+    /// (bumped after VIP entries are written: `MapWrite.invalidateVipCaches`).
+    let vipEpoch: BPFMap
     let reals: BPFMap
     let ring: BPFMap
     /// Per family: the per-CPU connection tables (array of maps) and the shared one.
@@ -71,6 +79,7 @@ struct BalancerMaps {
         "vips_v4": MemoryLayout<petrel_vip_meta>.size, "vips_v6": MemoryLayout<petrel_vip_meta>.size,
         "conn_shared_v4": MemoryLayout<petrel_conn>.size, "conn_shared_v6": MemoryLayout<petrel_conn>.size,
         "flow_cache_v4": MemoryLayout<petrel_flow_cache_v4>.size, "flow_cache_v6": MemoryLayout<petrel_flow_cache_v6>.size,
+        "vip_cache": MemoryLayout<petrel_vip_cache_slot>.size,
     ]
 
     /// max_entries per map for the given limits.
@@ -113,6 +122,7 @@ struct BalancerMaps {
         vipAddressSet = all["vip_address_set"]!
         echoProgram = all["echo_program"]!
         vipGenerations = all["vip_generations"]!
+        vipEpoch = all[".data.vips"]!
         reals = all["reals"]!
         ring = all["ring"]!
         connectionTablesV4 = all["conn_tables_v4"]!

@@ -44,6 +44,10 @@ final class KernelMapStore: MapStore {
                 } else {
                     try maps.vipsV6.delete(key.abi)
                 }
+            case .invalidateVipCaches:
+                // Read back, not counted here: a process that adopted the maps goes on from its predecessor's epoch.
+                let epoch = try maps.vipEpoch.lookup(UInt32(0), as: UInt64.self) ?? 0
+                try maps.vipEpoch.update(UInt32(0), epoch &+ 1)
             case let .vipGeneration(index, generation):
                 try maps.vipGenerations.update(index, generation)
             case let .addressFilter(slot, bits):

@@ -24,6 +24,12 @@ enum MapWrite: Hashable, Sendable {
     case vipGeneration(index: UInt32, generation: UInt32)
     /// Removes the VIP's entry: its packets are passed to the kernel from then on.
     case removeVip(VipKey)
+    /// Bumps vip_epoch, so every CPU's VIP cache forgets the VIP entries it copied
+    /// (petrel_vip_cache_slot). Until then a CPU may still use an entry as it was
+    /// when the last bump was made, so a plan bumps after its VIP entries are
+    /// written and before any write that takes away what their old entries named
+    /// (a ring row, a real).
+    case invalidateVipCaches
     /// One word of the VIP address filter (`AddressFilter`): a VIP's bits are set
     /// before its entry is written and cleared only after its entry is removed.
     case addressFilter(slot: UInt32, bits: UInt32)

@@ -25,7 +25,9 @@ struct VipApplier {
             do {
                 try store.perform(write)
             } catch {
-                // A write failed half-way: believe the maps, not our notes.
+                // A write failed half-way: believe the maps, not our notes, and make
+                // sure no CPU goes on with a copy of a VIP entry this plan replaced.
+                try? store.perform(.invalidateVipCaches)
                 if let snapshot = try? store.snapshot(limits: limits) {
                     state = AppliedState(snapshot: snapshot, limits: limits)
                 } else {

@@ -24,6 +24,9 @@ final class MemoryMapStore: MapStore {
     var addresses: Set<IPAddress> = []
     /// Map vip_generations, by stats index.
     var vipGenerations: [UInt32: UInt32] = [:]
+    /// Per VIP key, every entry some CPU's VIP cache may still use: the entry as at
+    /// the last `invalidateVipCaches` and each one written since (nil: no VIP).
+    var cachedVipEntries: [VipKey: [VipEntry?]] = [:]
     /// Every write performed, in order.
     var log: [MapWrite] = []
     /// The number of the write (counted in `log`) that fails, if any.
@@ -42,9 +45,13 @@ final class MemoryMapStore: MapStore {
         case .resetRealTraffic, .resetVipTraffic: break
         case let .ringRow(row, slots): rows[row] = slots
         case let .vip(key, flags, statsIndex, row, generation):
-            vips[key] = VipEntry(flags: flags, statsIndex: statsIndex, row: row, generation: generation)
+            cachedVipEntries[key, default: [vips[key]]].append(VipEntry(flags: flags, statsIndex: statsIndex, row: row, generation: generation))
+            vips[key] = cachedVipEntries[key]!.last!
         case let .vipGeneration(index, generation): vipGenerations[index] = generation
-        case let .removeVip(key): vips[key] = nil
+        case let .removeVip(key):
+            cachedVipEntries[key, default: [vips[key]]].append(nil)
+            vips[key] = nil
+        case .invalidateVipCaches: cachedVipEntries = [:]
         case let .addressFilter(slot, bits): filter[slot] = bits == 0 ? nil : bits
         case let .realEncapsulation(id, value): encapsulation[id] = value
         case let .vipAddress(address, present): if present { addresses.insert(address) } else { addresses.remove(address) }
@@ -97,15 +104,23 @@ final class MemoryMapStore: MapStore {
     }
 
     var dataPlaneView: [VipKey: VipView] {
-        vips.mapValues { entry in
-            guard let row = rows[entry.row] else { return VipView(flags: entry.flags, slots: ["unwritten row \(entry.row)"]) }
-            let slots = row.map { id -> String in
-                if id == 0 { return "-" }
-                guard let real = reals[id], let address = real.address else { return "dangling" }
-                return "\(address)"
-            }
-            return VipView(flags: entry.flags, slots: slots)
+        vips.mapValues(view)
+    }
+
+    /// What a packet meets through each VIP entry a CPU's VIP cache may still use
+    /// (`cachedVipEntries`): the same view, from entries an apply has since replaced.
+    var cachedDataPlaneViews: [(key: VipKey, view: VipView)] {
+        cachedVipEntries.flatMap { key, entries in entries.compactMap { $0 }.map { (key, view($0)) } }
+    }
+
+    private func view(_ entry: VipEntry) -> VipView {
+        guard let row = rows[entry.row] else { return VipView(flags: entry.flags, slots: ["unwritten row \(entry.row)"]) }
+        let slots = row.map { id -> String in
+            if id == 0 { return "-" }
+            guard let real = reals[id], let address = real.address else { return "dangling" }
+            return "\(address)"
         }
+        return VipView(flags: entry.flags, slots: slots)
     }
 }
 
