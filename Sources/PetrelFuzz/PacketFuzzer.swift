@@ -41,23 +41,72 @@ public final class PacketFuzzer {
         ]
     }()
 
+    /// The configuration `applyEvery` switches to, and back from: every kind of
+    /// change an apply makes to what packets meet. A VIP removed (198.18.100.3:443)
+    /// and one added where its address already had VIPs (198.18.100.1:8080, whose
+    /// packets the VIP cache has answered "no VIP" until then); reals removed (their
+    /// ids released, so their known flows decide afresh) and added on an IPv4 and an
+    /// IPv6 VIP; lru_bypass turned on for a GUE VIP. Reals removed here belong to no
+    /// other VIP, so every forwarded packet must go to a real of its VIP as it is now.
+    public static let changedVips: [Vip] = {
+        func real(_ address: String, _ weight: UInt32 = 1, _ encapsulation: Encapsulation = .ipip) -> Real {
+            Real(address: IPAddress(address)!, weight: weight, encapsulation: encapsulation)
+        }
+        return vips.compactMap { vip -> Vip? in
+            var vip = vip
+            switch "\(vip.key.address) \(vip.key.port) \(vip.key.proto)" {
+            case "198.18.100.3 443 tcp": return nil
+            case "198.18.100.1 80 tcp": vip.reals = vip.reals.prefix(3) + [real("198.18.3.6", 2), real("198.18.3.7", 5)]
+            case "fd50:0:100::1 80 tcp": vip.reals = vip.reals.prefix(4) + [real("fd50:0:3::7", 3)]
+            case "198.18.100.4 80 tcp": vip.flags.insert(.lruBypass)
+            default: break
+            }
+            return vip
+        } + [Vip(key: VipKey(address: IPAddress("198.18.100.1")!, port: 8080, proto: .tcp),
+                 reals: [real("198.18.8.1"), real("198.18.8.2", 2), real("198.18.8.3", 3)])]
+    }()
+
     public static let interfaceMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x02)
     public static let nextHopMAC = MACAddress(0x02, 0, 0, 0, 0x02, 0x01)
     public static let mtu = 1500
 
     public let seed: UInt64
+    /// Every this many packets the balancer is switched between `vips` and
+    /// `changedVips` (0: never), and the model with it.
+    public let applyEvery: Int
     private let balancer: LoadBalancer
-    private let classifier: ReferenceClassifier
+    private var classifier: ReferenceClassifier
+    private var changed = false
 
-    public init(seed: UInt64) throws {
+    public init(seed: UInt64, applyEvery: Int = 0) throws {
         self.seed = seed
+        self.applyEvery = applyEvery
         balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 4093, connectionTableSize: 65536))
         // No ICMP rate limit: every answer the model expects is sent (the limit has its own test).
         try balancer.configureForwarding(ForwardingSettings(interfaceMAC: Self.interfaceMAC, nextHopMAC: Self.nextHopMAC, mtu: Self.mtu,
                                                             icmpRateLimit: 0))
         try balancer.apply(Self.vips)
-        classifier = ReferenceClassifier(vips: Dictionary(uniqueKeysWithValues: Self.vips.map { ($0.key, $0) }), mtu: Self.mtu)
+        classifier = Self.model(of: Self.vips)
     }
+
+    private static func model(of vips: [Vip]) -> ReferenceClassifier {
+        ReferenceClassifier(vips: Dictionary(uniqueKeysWithValues: vips.map { ($0.key, $0) }), mtu: mtu)
+    }
+
+    /// The other configuration, in the kernel and in the model.
+    private func switchConfiguration() throws {
+        changed.toggle()
+        let vips = changed ? Self.changedVips : Self.vips
+        try balancer.apply(vips)
+        classifier = Self.model(of: vips)
+    }
+
+    /// How many of the latest packets may be sent again, and how often (one in
+    /// `replayOneIn`): later packets of the same flows, as real traffic has, so that
+    /// the connection tables, the flow cache and the VIP cache answer from what
+    /// earlier packets left there.
+    static let replayWindow = 64
+    static let replayOneIn = 4
 
     /// One packet that broke an invariant, with what it takes to replay it.
     public struct Failure: CustomStringConvertible, Sendable {
@@ -78,22 +127,41 @@ public final class PacketFuzzer {
         public var expected: [StatReason: UInt64] = [:]
         public var kernel: [StatReason: UInt64] = [:]
         public var failures: [Failure] = []
+        /// Configuration switches made (`applyEvery`).
+        public var applies = 0
         public var seconds = 0.0
     }
 
     /// Runs `packets` packets; stops collecting after `maxFailures` failures.
     public func run(packets: Int, maxFailures: Int = 10, progress: ((Int) -> Void)? = nil) throws -> Report {
-        var mutator = PacketMutator(vips: Self.vips, rng: SeededGenerator(seed: seed))
+        // Packets towards the VIPs of both configurations: a VIP's packets while it is absent must be passed.
+        let everyVip = Self.vips + Self.changedVips.filter { vip in !Self.vips.contains { $0.key == vip.key } }
+        var mutator = PacketMutator(vips: everyVip, rng: SeededGenerator(seed: seed))
+        var replays = SeededGenerator(seed: seed &+ 1)
+        var recent: [[UInt8]] = []
         var report = Report()
         let start = Date()
         for index in 0..<packets {
-            let (kind, frame) = mutator.next()
+            if applyEvery > 0 && index > 0 && index % applyEvery == 0 {
+                try switchConfiguration()
+                report.applies += 1
+            }
+            let kind: String, frame: [UInt8]
+            if !recent.isEmpty && Int.random(in: 0..<Self.replayOneIn, using: &replays) == 0 {
+                (kind, frame) = ("replay", recent.randomElement(using: &replays)!)
+            } else {
+                let made = mutator.next()
+                (kind, frame) = (made.kind.rawValue, made.frame)
+                if recent.count == Self.replayWindow { recent.removeFirst() }
+                recent.append(frame)
+            }
             report.packets += 1
-            report.packetsByKind[kind.rawValue, default: 0] += 1
+            report.packetsByKind[kind, default: 0] += 1
             let (reason, problem) = try check(frame)
             report.expected[reason, default: 0] += 1
             if let problem, report.failures.count < maxFailures {
-                report.failures.append(Failure(seed: seed, index: index, kind: kind.rawValue, frame: frame, problem: problem))
+                report.failures.append(Failure(seed: seed, index: index, kind: kind, frame: frame,
+                                               problem: problem + (changed ? " (with changedVips)" : "")))
             }
             if index % 100_000 == 99_999 { progress?(index + 1) }
         }

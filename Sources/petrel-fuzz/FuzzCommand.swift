@@ -1,7 +1,7 @@
 // petrel-fuzz: feeds the balancer in the kernel with random and mutated packets and
 // checks every verdict, every output byte and every counter.
 //
-//   swift run -c release petrel-fuzz [--packets N] [--seed S]
+//   swift run -c release petrel-fuzz [--packets N] [--seed S] [--apply-every N]
 import ArgumentParser
 import Foundation
 import Petrel
@@ -29,18 +29,22 @@ struct FuzzCommand: ParsableCommand {
 
         @Option(help: "How many packets, at least 1.") var packets = 10_000_000
         @Option(help: "The seed of the packet generator (default: the time).") var seed = UInt64(Date().timeIntervalSince1970)
+        @Option(help: "Switch the configuration every N packets (VIPs and reals added and removed, a flag changed), the model with it; 0: never.")
+        var applyEvery = 100_000
 
         func validate() throws {
             guard packets >= 1 else { throw ValidationError("--packets: must be at least 1, got \(packets)") }
+            guard applyEvery >= 0 else { throw ValidationError("--apply-every: must be 0 or more, got \(applyEvery)") }
         }
 
         func run() throws {
-            let fuzzer = try PacketFuzzer(seed: seed)
-            FileHandle.standardError.write(Data("fuzzing \(packets) packets, seed \(seed)\n".utf8))
+            let fuzzer = try PacketFuzzer(seed: seed, applyEvery: applyEvery)
+            FileHandle.standardError.write(Data("fuzzing \(packets) packets, seed \(seed), apply every \(applyEvery)\n".utf8))
             let report = try fuzzer.run(packets: packets) { done in
                 FileHandle.standardError.write(Data("  \(done) packets\n".utf8))
             }
-            print("packets: \(report.packets) in \(String(format: "%.1f", report.seconds)) s, seed \(seed)")
+            print("packets: \(report.packets) in \(String(format: "%.1f", report.seconds)) s, seed \(seed), "
+                  + "\(report.applies) configuration switches (--apply-every \(applyEvery))")
             print("by kind: " + report.packetsByKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             print("outcomes: " + report.kernel.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name) \($0.value)" }.joined(separator: ", "))
             for failure in report.failures { print("FAILURE \(failure)") }

@@ -25,5 +25,19 @@ struct FuzzTests {
                        .eventQuicCIDZero, .eventQuicCIDMalformed, .eventSourceRouted] {
             #expect((report.kernel[reason] ?? 0) > 100, "event \(reason.name) reached")
         }
+        // Replayed packets of earlier flows reach the connection tables and the flow cache.
+        #expect((report.packetsByKind["replay"] ?? 0) > 30_000)
+        #expect((report.kernel[.eventConnectionHit] ?? 0) > 1_000)
+    }
+
+    @Test("100,000 packets while the configuration switches every 2,000: no packet meets a VIP or real of the other one")
+    func fuzzWhileApplying() throws {
+        let fuzzer = try PacketFuzzer(seed: 20261204, applyEvery: 2_000)
+        let report = try fuzzer.run(packets: 100_000)
+        print("fuzz with applies: \(report.packets) packets, \(report.applies) switches in \(String(format: "%.1f", report.seconds)) s")
+        #expect(report.failures.isEmpty, "\(report.failures.map(\.description).joined(separator: "\n"))")
+        #expect(report.applies == 49)
+        #expect((report.kernel[.forward] ?? 0) > 1_000 && (report.kernel[.passNotVip] ?? 0) > 1_000)
+        #expect((report.kernel[.eventConnectionHit] ?? 0) > 500, "known flows crossed the switches")
     }
 }
