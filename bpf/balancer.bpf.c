@@ -49,7 +49,7 @@ static __always_inline int decide(struct xdp_md *ctx, const struct packet *pkt, 
 	struct petrel_vip_meta *vip;
 	int reason;
 
-	vip = find_vip(&pkt->flow, bits);
+	vip = find_vip(&pkt->flow, bits, counters);
 	if (!vip)
 		return not_ours(pkt);
 	out->vip_index = vip->vip_index;

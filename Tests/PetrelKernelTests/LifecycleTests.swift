@@ -1,3 +1,4 @@
+import CLibBPF
 import CPetrelABI
 import Foundation
 import Petrel
@@ -76,6 +77,32 @@ struct LifecycleTests {
         #expect(try second.run(ping).action == .pass, "no address is known before the first apply")
         try second.apply(TestVips.all)
         #expect(try second.run(ping).action == .tx, "the apply wrote the VIP addresses")
+    }
+
+    @Test("Pins whose counter record has another layout (a version with other counters) are adopted; the counters start again")
+    func adoptPinsWithOtherCounters() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-counters"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.5"), sourcePort: 40004, destination: TestVips.web4.address, destinationPort: 80)
+        var first: LoadBalancer? = try makeBalancer(pinPath: path)
+        let firstRun = try #require(first).run(PacketBuilder.frame(for: flow))
+        let real = try #require(EncapsulatedFrame(firstRun.packet)).outerDestination
+        first = nil
+        // As a version with two counters fewer left it.
+        #expect(unlink("\(path)/stats") == 0)
+        let older = try BPFMap.create(type: BPF_MAP_TYPE_PERCPU_ARRAY, name: "stats", keySize: 4,
+                                      valueSize: MemoryLayout<petrel_counters>.size - 16, maxEntries: 1)
+        try older.pin(at: "\(path)/stats")
+
+        let second = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
+        defer { second.removePins() }
+        #expect(second.adoptedPinnedMaps)
+        #expect(try second.explain(flow).rememberedReal == real, "the connection table was adopted")
+        #expect(try second.stats()[.rx] == 0, "the counters start again")
+        _ = try second.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack))
+        #expect(try second.stats()[.rx] == 1 && second.stats()[.forward] == 1)
+        #expect(try BPFMap.openPinned(path: "\(path)/stats", name: "stats").valueSize == MemoryLayout<petrel_counters>.size,
+                "the new record is pinned in place of the old")
     }
 
     @Test("Adopting pins made with other limits is refused with the limit named")

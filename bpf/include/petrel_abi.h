@@ -382,6 +382,8 @@ enum petrel_stat {
 	PETREL_STAT_REPLY_ECHO,           /* an echo request to a VIP address, answered with XDP_TX */
 	PETREL_STAT_REPLY_TOO_BIG,        /* too big once encapsulated: answered with ICMP "too big" (XDP_TX) */
 	PETREL_STAT_EVENT_ICMP_RATE_LIMITED, /* an ICMP answer not sent: this CPU is over icmp_rate_limit */
+	PETREL_STAT_EVENT_FLOW_CACHE_HIT, /* of the connection hits, those this CPU's flow cache answered */
+	PETREL_STAT_EVENT_VIP_CACHE_MISS, /* a VIP lookup this CPU's VIP cache could not answer: the VIP maps were read */
 	PETREL_STAT_COUNT
 };
 

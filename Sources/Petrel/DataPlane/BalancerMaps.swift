@@ -80,7 +80,12 @@ struct BalancerMaps {
         "conn_shared_v4": MemoryLayout<petrel_conn>.size, "conn_shared_v6": MemoryLayout<petrel_conn>.size,
         "flow_cache_v4": MemoryLayout<petrel_flow_cache_v4>.size, "flow_cache_v6": MemoryLayout<petrel_flow_cache_v6>.size,
         "vip_cache": MemoryLayout<petrel_vip_cache_slot>.size,
+        "stats": MemoryLayout<petrel_counters>.size,
     ]
+    /// Maps that hold only counters: pins of another layout (a version with other
+    /// counters) are replaced by a fresh map, the counters starting again from zero,
+    /// instead of refusing to adopt the rest.
+    static let replacedOnLayoutChange: Set<String> = ["stats"]
 
     /// max_entries per map for the given limits.
     static func sizes(for limits: DataPlaneLimits) -> [String: Int] {

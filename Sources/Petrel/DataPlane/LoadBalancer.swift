@@ -85,6 +85,7 @@ public final class LoadBalancer: @unchecked Sendable {
                                expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
             }
             if let layout = BalancerMaps.valueSizes[name], map.valueSize != layout {
+                if BalancerMaps.replacedOnLayoutChange.contains(name) { continue }  // created afresh, its pin replaced
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "values of \(map.valueSize) bytes",
                                expected: "values of \(layout) bytes; these pins are of an older layout (remove the pins to start afresh)")
             }
@@ -123,7 +124,10 @@ public final class LoadBalancer: @unchecked Sendable {
             throw .invalid(field: "pin_path", value: path, expected: "must be a writable directory on bpffs (\(error.localizedDescription))")
         }
         for (name, map) in maps.all where names?.contains(name) ?? true {
-            try kernel { try map.pin(at: "\(path)/\(BalancerMaps.pinName(name))") }
+            let pin = "\(path)/\(BalancerMaps.pinName(name))"
+            // Not adopted because of its layout: the old pin makes way for this map.
+            if BalancerMaps.replacedOnLayoutChange.contains(name) { unlink(pin) }
+            try kernel { try map.pin(at: pin) }
         }
     }
 

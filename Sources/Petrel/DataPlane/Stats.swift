@@ -48,6 +48,8 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
     case replyEcho
     case replyTooBig
     case eventICMPRateLimited
+    case eventFlowCacheHit
+    case eventVipCacheMiss
 
     /// The name used in metrics, the CLI and JSON.
     public var name: String {
@@ -84,6 +86,8 @@ public enum StatReason: UInt32, CaseIterable, Sendable, Codable {
         case .replyEcho: "reply_echo"
         case .replyTooBig: "reply_too_big"
         case .eventICMPRateLimited: "event_icmp_rate_limited"
+        case .eventFlowCacheHit: "event_flow_cache_hit"
+        case .eventVipCacheMiss: "event_vip_cache_miss"
         }
     }
 

@@ -76,7 +76,7 @@ enum BenchPlan {
             let packet = frame(proto, from: source, port: port, to: vip, port: vipPort)
             let primer = proto == .tcp ? frame(proto, from: source, port: port, to: vip, port: vipPort, tcpFlags: syn) : packet
             list.append(PacketScenario(name: name, description: description, packet: packet, primer: primer,
-                                       expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit]))
+                                       expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit, .eventFlowCacheHit]))
         }
         hit("ipv4_tcp_conn_hit", "IPv4 TCP, established flow: per-CPU connection-table hit, 4in4",
             .tcp, client4, 40001, web4.address, 80)
@@ -108,7 +108,7 @@ enum BenchPlan {
             name: "ipv4_tcp_gue_conn_hit", description: "IPv4 TCP, established flow to a real reached by GUE: connection-table hit, 4in4 in UDP",
             packet: frame(.tcp, from: client4, port: 40010, to: gue4.address, port: 80),
             primer: frame(.tcp, from: client4, port: 40010, to: gue4.address, port: 80, tcpFlags: syn),
-            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit, .eventGUEForward]))
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventConnectionHit, .eventFlowCacheHit, .eventGUEForward]))
         list.append(PacketScenario(
             name: "ipv4_quic_short_header", description: "QUIC short header whose connection ID names server id 7: sent to that real, no table lookup, 4in4",
             packet: quicShortHeader(from: client4, port: 40011, serverId: 7), primer: nil,

@@ -190,6 +190,11 @@ struct PacketCostBench {
                 problems.add("round \(round): \(reason.name) grew by \(grew), expected \(repetitions)")
             }
         }
+        // Every VIP lookup but a run's first is answered by the VIP cache (step 7 in bench/README.md).
+        let vipCacheMisses = after[.eventVipCacheMiss] &- before[.eventVipCacheMiss]
+        if vipCacheMisses > 1 {
+            problems.add("round \(round): event_vip_cache_miss grew by \(vipCacheMisses): the VIP cache did not answer the lookups")
+        }
         if measurement.action != scenario.expectedAction {
             problems.add("round \(round): returned \(measurement.action), expected \(scenario.expectedAction)")
         }
