@@ -211,7 +211,7 @@ struct FlowCacheTests {
         func cachedReals() throws -> [UInt32] {
             let cache = try BPFMap.openPinned(path: "\(path)/flow_cache_v4", name: "flow_cache_v4")
             var reals: [UInt32] = []
-            for slot in 0..<PETREL_FLOW_CACHE_SLOTS {
+            for slot in 0..<UInt32(cache.maxEntries) {
                 for entry in try cache.lookupPerCPU(slot, as: petrel_flow_cache_v4.self)
                 where entry.key.src_port_be == UInt16(40002).bigEndian && entry.key.dst_port_be == UInt16(80).bigEndian
                     && entry.conn.real_id != PETREL_NO_REAL {
@@ -257,6 +257,44 @@ struct FlowCacheTests {
 /// copy of an entry that was replaced or removed, nor with a cached "no VIP".
 @Suite("VIP cache")
 struct VipCacheTests {
+    @Test("The caches are sized from the limits, and a larger flow cache still answers every packet of a known flow")
+    func cachesSizedFromLimits() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-cachesizes"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let limits = DataPlaneLimits(maxVips: 2_048, maxReals: 64, ringSize: 1031, connectionTableSize: 262_144)
+        let balancer = try LoadBalancer(limits: limits, pinPath: path)
+        defer { balancer.removePins() }
+        try balancer.configureForwarding(ForwardingSettings(interfaceMAC: interfaceMAC, nextHopMAC: nextHopMAC, mtu: 1500))
+        try balancer.apply(TestVips.all)
+        for (name, shift) in [("flow_cache_v4", limits.flowCacheShift), ("flow_cache_v6", limits.flowCacheShift), ("vip_cache", limits.vipCacheShift)] {
+            #expect(try BPFMap.openPinned(path: "\(path)/\(name)", name: name).maxEntries == 1 << shift, "\(name)")
+        }
+        #expect(limits.flowCacheShift == 15 && limits.vipCacheShift == 12)
+
+        try ThreadAffinity.pin(toCPU: 0)
+        defer { ThreadAffinity.unpin() }
+        // Many flows, so that their slots spread over the whole larger cache.
+        let flows = (0..<200).map { Flow(proto: .tcp, source: .v4(198, 18, 2, UInt8($0)), sourcePort: UInt16(30_000 + $0),
+                                         destination: TestVips.web4.address, destinationPort: 80) }
+        for flow in flows {
+            _ = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.syn))
+            _ = try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack))  // the CPU's table and cache learn it
+        }
+        let before = try balancer.stats()
+        for flow in flows { #expect(try balancer.run(PacketBuilder.frame(for: flow, tcpFlags: PacketBuilder.TCPFlags.ack)).action == .tx) }
+        let after = try balancer.stats()
+        #expect(after[.eventFlowCacheHit] - before[.eventFlowCacheHit] >= 190, "slot collisions aside, every flow from the cache")
+        #expect(after[.eventVipCacheMiss] == before[.eventVipCacheMiss])
+        // The index spans the whole cache, not the default 8,192 slots nor the minimum 1,024.
+        let cache = try BPFMap.openPinned(path: "\(path)/flow_cache_v4", name: "flow_cache_v4")
+        var highest: UInt32 = 0
+        for slot in 0..<UInt32(cache.maxEntries)
+        where try cache.lookupPerCPU(slot, as: petrel_flow_cache_v4.self).contains(where: { $0.key.dst_port_be == UInt16(80).bigEndian }) {
+            highest = slot
+        }
+        #expect(highest >= 1 << PETREL_DEFAULT_FLOW_CACHE_SHIFT)
+    }
+
     @Test("An apply reaches packets at once through the VIP cache: a VIP added where the cache said none, a ring changed, a VIP removed")
     func appliesInvalidateTheCache() throws {
         let path = "/sys/fs/bpf/petrel-test-\(getpid())-vipcache"
@@ -278,7 +316,7 @@ struct VipCacheTests {
         func cached() throws -> [UInt16: (found: Bool, epoch: UInt64)] {
             let cache = try BPFMap.openPinned(path: "\(path)/vip_cache", name: "vip_cache")
             var slots: [UInt16: (found: Bool, epoch: UInt64)] = [:]
-            for index in 0..<PETREL_VIP_CACHE_SLOTS {
+            for index in 0..<UInt32(cache.maxEntries) {
                 let slot = try cache.lookupPerCPU(index, as: petrel_vip_cache_slot.self)[0]
                 if slot.key.0 == UInt64(bypass.address.words.0.bigEndian) {  // the address's first word as stored
                     slots[UInt16(bigEndian: UInt16(truncatingIfNeeded: slot.key.2))] = (slot.meta.vip_index != PETREL_NO_VIP_INDEX, slot.epoch)

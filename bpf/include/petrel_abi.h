@@ -152,15 +152,25 @@ struct petrel_conn {
 };
 
 /* The flow cache (maps flow_cache_v4 / flow_cache_v6): per CPU, a direct-mapped
- * array of PETREL_FLOW_CACHE_SLOTS copies of this CPU's connection-table entries,
+ * array of 1 << flow_cache_shift copies of this CPU's connection-table entries,
  * indexed by a multiply-shift of the flow. A known flow's packet finds its entry
  * there with an inlined array read and a key compare, where the table costs the
  * kernel's hash, bucket walk and calls. Written wherever this CPU's table is, so
  * a slot holds what the table held for its flow, or an entry the table has since
  * evicted (the flow then stays on its real); every use checks the entry as a
  * table entry is checked (VIP and real generations). */
-#define PETREL_FLOW_CACHE_SHIFT 13
-#define PETREL_FLOW_CACHE_SLOTS (1u << PETREL_FLOW_CACHE_SHIFT)
+
+/* The caches' sizes follow the limits (DataPlaneLimits.flowCacheShift and
+ * vipCacheShift): a flow-cache slot per 8 connection-table entries and two
+ * VIP-cache slots per VIP, rounded up to a power of two within these bounds.
+ * The defaults are the sizes for the default limits (and the maps' sizes in
+ * the object, before the loader sets them). */
+#define PETREL_CACHE_MIN_SHIFT            10
+#define PETREL_CACHE_MAX_SHIFT            16
+#define PETREL_FLOW_CACHE_ENTRIES_PER_SLOT 8
+#define PETREL_VIP_CACHE_SLOTS_PER_VIP    2
+#define PETREL_DEFAULT_FLOW_CACHE_SHIFT   13
+#define PETREL_DEFAULT_VIP_CACHE_SHIFT    10
 
 struct petrel_flow_cache_v4 {
 	struct petrel_flow_key_v4 key;
@@ -175,16 +185,13 @@ struct petrel_flow_cache_v6 {
 };
 
 /* The VIP cache (map vip_cache): per CPU, a direct-mapped array of
- * PETREL_VIP_CACHE_SLOTS answers of the VIP lookup (find_vip), indexed by a
+ * 1 << vip_cache_shift answers of the VIP lookup (find_vip), indexed by a
  * multiply-shift of the packet's VIP key. A new flow's packet (a SYN, a ring
  * lookup) then finds its VIP with an inlined array read and a key compare, where
  * the VIP maps cost the kernel's hash, bucket walk and calls. A slot is good only
  * while vip_epoch (a global the control plane bumps after writing VIP entries)
  * is the one it was filled under; the data plane reads the epoch before its
  * lookup, so a slot is never older than its epoch says. */
-#define PETREL_VIP_CACHE_SHIFT 10
-#define PETREL_VIP_CACHE_SLOTS (1u << PETREL_VIP_CACHE_SHIFT)
-
 struct petrel_vip_cache_slot {
 	__u64 key[3];    /* address words (IPv4: the address, then zeros), then port | protocol << 16 | family << 24 */
 	__u64 epoch;     /* vip_epoch when filled */
@@ -203,6 +210,8 @@ struct petrel_vip_cache_slot {
  * knows the ring size and proves every ring access in bounds. */
 struct petrel_load_settings {
 	__u32 ring_size;            /* slots per VIP row (a prime) */
+	__u32 flow_cache_shift;     /* flow_cache_v4 and _v6 have 1 << flow_cache_shift slots */
+	__u32 vip_cache_shift;      /* vip_cache has 1 << vip_cache_shift slots */
 };
 
 /* Global settings, one entry in the config map. */

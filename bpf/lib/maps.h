@@ -55,6 +55,8 @@ struct {
 /* Set before loading; see struct petrel_load_settings. */
 const volatile struct petrel_load_settings load_settings = {
 	.ring_size = PETREL_DEFAULT_RING_SIZE,
+	.flow_cache_shift = PETREL_DEFAULT_FLOW_CACHE_SHIFT,
+	.vip_cache_shift = PETREL_DEFAULT_VIP_CACHE_SHIFT,
 };
 
 /* Rows of ring_size real ids, two per VIP (see petrel_abi.h). The value size is
@@ -103,7 +105,7 @@ struct {
  * writes VIP entries, and every slot filled before is ignored from then on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PETREL_VIP_CACHE_SLOTS);
+	__uint(max_entries, 1u << PETREL_DEFAULT_VIP_CACHE_SHIFT);  /* set by the loader */
 	__type(key, __u32);
 	__type(value, struct petrel_vip_cache_slot);
 } vip_cache SEC(".maps");
@@ -113,14 +115,14 @@ volatile __u64 vip_epoch SEC(".data.vips") = 0;
 /* The flow caches in front of the per-CPU tables (see petrel_flow_cache_v4). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PETREL_FLOW_CACHE_SLOTS);
+	__uint(max_entries, 1u << PETREL_DEFAULT_FLOW_CACHE_SHIFT);  /* set by the loader */
 	__type(key, __u32);
 	__type(value, struct petrel_flow_cache_v4);
 } flow_cache_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PETREL_FLOW_CACHE_SLOTS);
+	__uint(max_entries, 1u << PETREL_DEFAULT_FLOW_CACHE_SHIFT);  /* set by the loader */
 	__type(key, __u32);
 	__type(value, struct petrel_flow_cache_v6);
 } flow_cache_v6 SEC(".maps");

@@ -85,7 +85,7 @@ static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow
 	address_high = (__u64)flow->dst_be[0] | (__u64)flow->dst_be[1] << 32;
 	address_low = (__u64)flow->dst_be[2] | (__u64)flow->dst_be[3] << 32;
 	tail = (__u64)flow->dst_port_be | (__u64)flow->protocol << 16 | (__u64)flow->family << 24;
-	index = (((address_high * PETREL_GOLDEN_64) ^ address_low ^ tail) * PETREL_GOLDEN_64) >> (64 - PETREL_VIP_CACHE_SHIFT);
+	index = (((address_high * PETREL_GOLDEN_64) ^ address_low ^ tail) * PETREL_GOLDEN_64) >> (64 - load_settings.vip_cache_shift);
 	slot = bpf_map_lookup_elem(&vip_cache, &index);
 	if (!slot)  /* never: the index is in range */
 		return 0;
@@ -204,14 +204,14 @@ static __always_inline void *cache_slot(const struct flow_tables *t)
 
 	if (t->v4) {
 		index = ((t->key4_words[0] * PETREL_GOLDEN_64 ^ t->key4_words[1]) * PETREL_GOLDEN_64) >>
-			(64 - PETREL_FLOW_CACHE_SHIFT);
+			(64 - load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v4, &index);
 		KEEP_APART(slot, 4);
 	} else {
 		const __u32 *w = (const __u32 *)t->key6;  /* source, destination, ports, protocol */
 		__u64 addresses = (__u64)(w[0] ^ w[2] ^ w[4] ^ w[6]) << 32 | (w[1] ^ w[3] ^ w[5] ^ w[7]);
 
-		index = ((addresses * PETREL_GOLDEN_64 ^ w[8]) * PETREL_GOLDEN_64) >> (64 - PETREL_FLOW_CACHE_SHIFT);
+		index = ((addresses * PETREL_GOLDEN_64 ^ w[8]) * PETREL_GOLDEN_64) >> (64 - load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v6, &index);
 		KEEP_APART(slot, 6);
 	}

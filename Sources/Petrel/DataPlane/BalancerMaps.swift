@@ -100,6 +100,9 @@ struct BalancerMaps {
             "vip_stats": limits.maxVips,
             "vip_generations": limits.maxVips,
             "real_stats": limits.maxReals,
+            "flow_cache_v4": 1 << limits.flowCacheShift,
+            "flow_cache_v6": 1 << limits.flowCacheShift,
+            "vip_cache": 1 << limits.vipCacheShift,
         ]
     }
 
@@ -109,6 +112,8 @@ struct BalancerMaps {
         try object.setValueSize(of: "ring", to: limits.ringSize * MemoryLayout<UInt32>.size)
         var settings = petrel_load_settings()
         settings.ring_size = UInt32(limits.ringSize)
+        settings.flow_cache_shift = UInt32(limits.flowCacheShift)
+        settings.vip_cache_shift = UInt32(limits.vipCacheShift)
         try object.setReadOnlyData(settings)
     }
 

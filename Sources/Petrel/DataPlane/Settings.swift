@@ -31,6 +31,27 @@ public struct DataPlaneLimits: Hashable, Sendable {
     public static let maxRealsRange = 2...1_048_576
     public static let connectionTableSizeRange = 1...16_777_216
 
+    /// Each CPU's flow caches (flow_cache_v4, flow_cache_v6) have 2^flowCacheShift
+    /// slots: one per PETREL_FLOW_CACHE_ENTRIES_PER_SLOT connection-table entries
+    /// (8,192 for the default table of 65,536), so a larger table, whose CPUs hold
+    /// more flows at once, does not leave the cache thrashing.
+    public var flowCacheShift: Int {
+        DataPlaneLimits.cacheShift(covering: connectionTableSize / Int(PETREL_FLOW_CACHE_ENTRIES_PER_SLOT))
+    }
+
+    /// Each CPU's VIP cache (vip_cache) has 2^vipCacheShift slots:
+    /// PETREL_VIP_CACHE_SLOTS_PER_VIP per VIP (1,024 for the default 512 VIPs).
+    public var vipCacheShift: Int {
+        DataPlaneLimits.cacheShift(covering: maxVips * Int(PETREL_VIP_CACHE_SLOTS_PER_VIP))
+    }
+
+    /// The smallest power of two of at least `count` slots, within the caches' bounds.
+    private static func cacheShift(covering count: Int) -> Int {
+        var shift = Int(PETREL_CACHE_MIN_SHIFT)
+        while 1 << shift < count && shift < Int(PETREL_CACHE_MAX_SHIFT) { shift += 1 }
+        return shift
+    }
+
     func validate() throws(PetrelError) {
         if let issue = IntegerRule(DataPlaneLimits.maxVipsRange).check(maxVips, at: ["max_vips"]) { throw PetrelError(issue) }
         if let issue = IntegerRule(DataPlaneLimits.maxRealsRange).check(maxReals, at: ["max_reals"]) { throw PetrelError(issue) }
