@@ -65,6 +65,13 @@ struct ConnectionPacketTests {
         #expect(stats[.eventNewConnection] == 320)
         for flow in flood { #expect(try balancer.explain(flow).rememberedReal == nil, "\(flow) written during the flood") }
 
+        // A second later (the window counts the kernel's ticks) new decisions are written again.
+        Thread.sleep(forTimeInterval: 1.2)
+        let later = webFlows(5, seed: 9)
+        for flow in later { _ = try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.syn) }
+        for flow in later { #expect(try balancer.explain(flow).rememberedReal != nil, "\(flow) remembered in the next second") }
+        #expect(try balancer.stats()[.eventSynFlood] == 300)
+
         // The established flows keep their reals through the flood, even after the ring moved them.
         let fourth = Real(address: ip("198.18.3.14"))
         let moved = try flowMovedBy(change: {

@@ -212,6 +212,7 @@ struct petrel_load_settings {
 	__u32 ring_size;            /* slots per VIP row (a prime) */
 	__u32 flow_cache_shift;     /* flow_cache_v4 and _v6 have 1 << flow_cache_shift slots */
 	__u32 vip_cache_shift;      /* vip_cache has 1 << vip_cache_shift slots */
+	__u32 ticks_per_second;     /* the kernel's HZ: jiffies in a second (the per-second limits' clock) */
 };
 
 /* Global settings, one entry in the config map. */
@@ -244,7 +245,7 @@ struct petrel_vip_address {
 
 /* The ICMP answers' rate limit on one CPU (map icmp_rate, per CPU, one entry). */
 struct petrel_icmp_rate_state {
-	__u64 window_start_ns;
+	__u64 window_start;  /* in ticks (jiffies): see bpf/lib/clock.h */
 	__u64 sent;
 };
 
@@ -297,7 +298,7 @@ struct petrel_source_route {
  * new decisions counted in the current one-second window. Above the threshold a
  * decision still forwards but is not written to the connection tables. */
 struct petrel_flood_state {
-	__u64 window_start_ns;
+	__u64 window_start;  /* in ticks (jiffies): see bpf/lib/clock.h */
 	__u64 decisions;
 };
 

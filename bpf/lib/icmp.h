@@ -26,6 +26,7 @@
 #include "petrel_abi.h"
 #include "csum.h"
 #include "encap.h"
+#include "clock.h"
 #include "maps.h"
 #include "parse.h"
 #include "select.h"
@@ -82,18 +83,14 @@ static __always_inline int answer_allowed(const struct petrel_config *cfg, struc
 {
 	struct petrel_icmp_rate_state *state;
 	__u32 zero = 0;
-	__u64 now;
 
 	if (!cfg->icmp_rate_limit)
 		return 1;
 	state = bpf_map_lookup_elem(&icmp_rate, &zero);
 	if (!state)
 		return 1;
-	now = bpf_ktime_get_coarse_ns();
-	if (now - state->window_start_ns >= NS_PER_SECOND) {
-		state->window_start_ns = now;
+	if (second_passed(&state->window_start))
 		state->sent = 0;
-	}
 	if (++state->sent <= cfg->icmp_rate_limit)
 		return 1;
 	count_stat(counters, PETREL_STAT_EVENT_ICMP_RATE_LIMITED);

@@ -57,6 +57,7 @@ const volatile struct petrel_load_settings load_settings = {
 	.ring_size = PETREL_DEFAULT_RING_SIZE,
 	.flow_cache_shift = PETREL_DEFAULT_FLOW_CACHE_SHIFT,
 	.vip_cache_shift = PETREL_DEFAULT_VIP_CACHE_SHIFT,
+	.ticks_per_second = 1000,  /* set by the loader from the kernel's tick length */
 };
 
 /* Rows of ring_size real ids, two per VIP (see petrel_abi.h). The value size is

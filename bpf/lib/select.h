@@ -10,6 +10,7 @@
 #include "stats.h"
 #include "source_route.h"
 #include "flowlog.h"
+#include "clock.h"
 
 /* The VIP address filter's bits for the packet's destination: 0 proves that no
  * VIP has this address (see PETREL_ADDR_FILTER_SLOTS). */
@@ -398,8 +399,6 @@ static __always_inline void remember_choice(const struct flow_tables *t, const s
 	update_shared(t, &conn);
 }
 
-#define NS_PER_SECOND 1000000000ull
-
 /* The SYN-flood guard: whether this CPU may write one more new decision to the
  * tables in the current second. Over the threshold, decisions still forward (by
  * the ring) but cost no table write and evict no established flow. */
@@ -407,18 +406,14 @@ static __always_inline int table_write_allowed(const struct petrel_config *cfg, 
 {
 	struct petrel_flood_state *state;
 	__u32 zero = 0;
-	__u64 now;
 
 	if (!cfg->syn_flood_threshold)
 		return 1;
 	state = bpf_map_lookup_elem(&flood_state, &zero);
 	if (!state)
 		return 1;
-	now = bpf_ktime_get_coarse_ns();  /* a tick's precision is plenty for a one-second window, and cheap */
-	if (now - state->window_start_ns >= NS_PER_SECOND) {
-		state->window_start_ns = now;
+	if (second_passed(&state->window_start))
 		state->decisions = 0;
-	}
 	if (++state->decisions <= cfg->syn_flood_threshold)
 		return 1;
 	count_stat(counters, PETREL_STAT_EVENT_SYN_FLOOD);

@@ -1,3 +1,4 @@
+import Glibc
 import CPetrelABI
 import PetrelBPF
 import PetrelObjects
@@ -106,6 +107,17 @@ struct BalancerMaps {
         ]
     }
 
+    /// The kernel's tick rate (HZ), the data plane's clock for its per-second limits
+    /// (bpf/lib/clock.h). A coarse clock advances once a tick, so its resolution is
+    /// one tick (TICK_NSEC, a second over HZ rounded).
+    static var kernelTicksPerSecond: UInt32 {
+        var resolution = timespec()
+        guard clock_getres(CLOCK_MONOTONIC_COARSE, &resolution) == 0 else { return 1000 }  // never on Linux
+        let tick = Int(resolution.tv_sec) * 1_000_000_000 + Int(resolution.tv_nsec)
+        guard tick > 0 else { return 1000 }
+        return UInt32(clamping: max(1, (1_000_000_000 + tick / 2) / tick))
+    }
+
     /// Sizes the maps and sets the load-time settings of a balancer object not yet loaded.
     static func prepare(_ object: BPFObject, limits: DataPlaneLimits) throws(BPFError) {
         for (name, size) in sizes(for: limits) { try object.setMaxEntries(of: name, to: size) }
@@ -114,6 +126,7 @@ struct BalancerMaps {
         settings.ring_size = UInt32(limits.ringSize)
         settings.flow_cache_shift = UInt32(limits.flowCacheShift)
         settings.vip_cache_shift = UInt32(limits.vipCacheShift)
+        settings.ticks_per_second = kernelTicksPerSecond
         try object.setReadOnlyData(settings)
     }
 

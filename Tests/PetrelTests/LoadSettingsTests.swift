@@ -2,10 +2,11 @@ import CPetrelABI
 @testable import Petrel
 import Testing
 
-/// The per-CPU caches are sized from the limits (DataPlaneLimits.flowCacheShift and
-/// vipCacheShift); the kernel test (VipCacheTests) checks the maps have those sizes.
-@Suite("Cache sizes")
-struct CacheSizeTests {
+/// What the loader sets before the balancer is loaded (petrel_load_settings): the
+/// caches' sizes from the limits (the kernel test VipCacheTests checks the maps have
+/// them), and the kernel's tick rate for the per-second limits.
+@Suite("Load-time settings")
+struct LoadSettingsTests {
     @Test("A flow-cache slot per 8 table entries and two VIP-cache slots per VIP, as powers of two within 2^10 ... 2^16")
     func sizesFollowTheLimits() {
         let defaults = DataPlaneLimits()
@@ -18,5 +19,10 @@ struct CacheSizeTests {
         #expect(DataPlaneLimits(maxVips: 1).vipCacheShift == 10)
         #expect(DataPlaneLimits(maxVips: 10_000).vipCacheShift == 15)
         #expect(DataPlaneLimits(maxVips: 65_536).vipCacheShift == 16)
+    }
+
+    @Test("The tick rate is one of the kernel's HZ choices (ConnectionPacketTests.synFloodGuard checks a window lasts a second)")
+    func ticksPerSecond() {
+        #expect([100, 250, 300, 1000].contains(BalancerMaps.kernelTicksPerSecond), "\(BalancerMaps.kernelTicksPerSecond)")
     }
 }
