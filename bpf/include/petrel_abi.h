@@ -162,11 +162,14 @@ struct petrel_conn {
 
 /* The caches' sizes follow the limits (DataPlaneLimits.flowCacheShift and
  * vipCacheShift): a flow-cache slot per 8 connection-table entries and two
- * VIP-cache slots per VIP, rounded up to a power of two within these bounds.
- * The defaults are the sizes for the default limits (and the maps' sizes in
- * the object, before the loader sets them). */
+ * VIP-cache slots per VIP, rounded up to a power of two within these bounds
+ * (creating a per-CPU array costs about a millisecond per 1,000 slots, so the
+ * VIP cache, which only new flows use, stops at 8,192). The defaults are the
+ * sizes for the default limits (and the maps' sizes in the object, before the
+ * loader sets them). */
 #define PETREL_CACHE_MIN_SHIFT            10
-#define PETREL_CACHE_MAX_SHIFT            16
+#define PETREL_FLOW_CACHE_MAX_SHIFT       16
+#define PETREL_VIP_CACHE_MAX_SHIFT        13
 #define PETREL_FLOW_CACHE_ENTRIES_PER_SLOT 8
 #define PETREL_VIP_CACHE_SLOTS_PER_VIP    2
 #define PETREL_DEFAULT_FLOW_CACHE_SHIFT   13

@@ -36,19 +36,21 @@ public struct DataPlaneLimits: Hashable, Sendable {
     /// (8,192 for the default table of 65,536), so a larger table, whose CPUs hold
     /// more flows at once, does not leave the cache thrashing.
     public var flowCacheShift: Int {
-        DataPlaneLimits.cacheShift(covering: connectionTableSize / Int(PETREL_FLOW_CACHE_ENTRIES_PER_SLOT))
+        DataPlaneLimits.cacheShift(covering: connectionTableSize / Int(PETREL_FLOW_CACHE_ENTRIES_PER_SLOT),
+                                   atMost: Int(PETREL_FLOW_CACHE_MAX_SHIFT))
     }
 
     /// Each CPU's VIP cache (vip_cache) has 2^vipCacheShift slots:
-    /// PETREL_VIP_CACHE_SLOTS_PER_VIP per VIP (1,024 for the default 512 VIPs).
+    /// PETREL_VIP_CACHE_SLOTS_PER_VIP per VIP (1,024 for the default 512 VIPs), at
+    /// most 2^PETREL_VIP_CACHE_MAX_SHIFT.
     public var vipCacheShift: Int {
-        DataPlaneLimits.cacheShift(covering: maxVips * Int(PETREL_VIP_CACHE_SLOTS_PER_VIP))
+        DataPlaneLimits.cacheShift(covering: maxVips * Int(PETREL_VIP_CACHE_SLOTS_PER_VIP), atMost: Int(PETREL_VIP_CACHE_MAX_SHIFT))
     }
 
-    /// The smallest power of two of at least `count` slots, within the caches' bounds.
-    private static func cacheShift(covering count: Int) -> Int {
+    /// The smallest power of two of at least `count` slots, from 2^PETREL_CACHE_MIN_SHIFT to 2^maxShift.
+    private static func cacheShift(covering count: Int, atMost maxShift: Int) -> Int {
         var shift = Int(PETREL_CACHE_MIN_SHIFT)
-        while 1 << shift < count && shift < Int(PETREL_CACHE_MAX_SHIFT) { shift += 1 }
+        while 1 << shift < count && shift < maxShift { shift += 1 }
         return shift
     }
 
