@@ -312,7 +312,6 @@ struct choice {
 	__u32 vip_index;  /* PETREL_NO_VIP_INDEX until the VIP is known */
 };
 
-
 /* A table entry for the choice made (or confirmed) for this VIP. */
 static __always_inline struct petrel_conn conn_entry(const struct choice *choice, const struct petrel_vip_meta *vip)
 {
