@@ -79,7 +79,7 @@ struct LifecycleTests {
         #expect(try second.run(ping).action == .tx, "the apply wrote the VIP addresses")
     }
 
-    @Test("Pins whose counter record has another layout (a version with other counters) are adopted; the counters start again")
+    @Test("Pins whose counter record or cache slots have another layout (a version with other counters) are adopted; the counters start again")
     func adoptPinsWithOtherCounters() throws {
         let path = "/sys/fs/bpf/petrel-test-\(getpid())-counters"
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -93,6 +93,11 @@ struct LifecycleTests {
         let older = try BPFMap.create(type: BPF_MAP_TYPE_PERCPU_ARRAY, name: "stats", keySize: 4,
                                       valueSize: MemoryLayout<petrel_counters>.size - 16, maxEntries: 1)
         try older.pin(at: "\(path)/stats")
+        // ... and with VIP-cache slots of another size.
+        #expect(unlink("\(path)/vip_cache") == 0)
+        let olderCache = try BPFMap.create(type: BPF_MAP_TYPE_PERCPU_ARRAY, name: "vip_cache", keySize: 4,
+                                           valueSize: MemoryLayout<petrel_vip_cache_slot>.size - 8, maxEntries: 1024)
+        try olderCache.pin(at: "\(path)/vip_cache")
 
         let second = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
         defer { second.removePins() }
@@ -103,6 +108,7 @@ struct LifecycleTests {
         #expect(try second.stats()[.rx] == 1 && second.stats()[.forward] == 1)
         #expect(try BPFMap.openPinned(path: "\(path)/stats", name: "stats").valueSize == MemoryLayout<petrel_counters>.size,
                 "the new record is pinned in place of the old")
+        #expect(try BPFMap.openPinned(path: "\(path)/vip_cache", name: "vip_cache").valueSize == MemoryLayout<petrel_vip_cache_slot>.size)
     }
 
     @Test("Adopting pins made with other limits is refused with the limit named")

@@ -83,10 +83,10 @@ struct BalancerMaps {
         "vip_cache": MemoryLayout<petrel_vip_cache_slot>.size,
         "stats": MemoryLayout<petrel_counters>.size,
     ]
-    /// Maps that hold only counters: pins of another layout (a version with other
-    /// counters) are replaced by a fresh map, the counters starting again from zero,
-    /// instead of refusing to adopt the rest.
-    static let replacedOnLayoutChange: Set<String> = ["stats"]
+    /// Maps that hold only counters or caches: pins of another layout (a version with
+    /// other counters or cache slots) are replaced by a fresh map, the counters starting
+    /// again from zero and the caches refilling, instead of refusing to adopt the rest.
+    static let replacedOnLayoutChange: Set<String> = ["stats", "flow_cache_v4", "flow_cache_v6", "vip_cache"]
 
     /// max_entries per map for the given limits.
     static func sizes(for limits: DataPlaneLimits) -> [String: Int] {
