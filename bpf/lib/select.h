@@ -69,6 +69,13 @@ static __always_inline struct petrel_vip_meta *lookup_vip(const struct petrel_fl
 
 #define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
 
+/* A cache slot's index for a key folded into two words: a multiply-shift hash,
+ * its top `shift` bits (the caches have 1 << shift slots). */
+static __always_inline __u32 cache_index(__u64 a, __u64 b, __u32 shift)
+{
+	return ((a * PETREL_GOLDEN_64 ^ b) * PETREL_GOLDEN_64) >> (64 - shift);
+}
+
 /* The packet's VIP: from this CPU's VIP cache (petrel_vip_cache_slot) if a slot
  * filled under the current epoch holds its key, else from the VIP maps, whose
  * answer (a VIP or none) the slot then keeps. */
@@ -86,7 +93,7 @@ static __always_inline struct petrel_vip_meta *find_vip(const struct petrel_flow
 	address_high = (__u64)flow->dst_be[0] | (__u64)flow->dst_be[1] << 32;
 	address_low = (__u64)flow->dst_be[2] | (__u64)flow->dst_be[3] << 32;
 	tail = (__u64)flow->dst_port_be | (__u64)flow->protocol << 16 | (__u64)flow->family << 24;
-	index = (((address_high * PETREL_GOLDEN_64) ^ address_low ^ tail) * PETREL_GOLDEN_64) >> (64 - load_settings.vip_cache_shift);
+	index = cache_index(address_high, address_low ^ tail, load_settings.vip_cache_shift);
 	slot = bpf_map_lookup_elem(&vip_cache, &index);
 	if (!slot)  /* never: the index is in range */
 		return 0;
@@ -204,15 +211,14 @@ static __always_inline void *cache_slot(const struct flow_tables *t)
 	void *slot;
 
 	if (t->v4) {
-		index = ((t->key4_words[0] * PETREL_GOLDEN_64 ^ t->key4_words[1]) * PETREL_GOLDEN_64) >>
-			(64 - load_settings.flow_cache_shift);
+		index = cache_index(t->key4_words[0], t->key4_words[1], load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v4, &index);
 		KEEP_APART(slot, 4);
 	} else {
 		const __u32 *w = (const __u32 *)t->key6;  /* source, destination, ports, protocol */
 		__u64 addresses = (__u64)(w[0] ^ w[2] ^ w[4] ^ w[6]) << 32 | (w[1] ^ w[3] ^ w[5] ^ w[7]);
 
-		index = ((addresses * PETREL_GOLDEN_64 ^ w[8]) * PETREL_GOLDEN_64) >> (64 - load_settings.flow_cache_shift);
+		index = cache_index(addresses, w[8], load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v6, &index);
 		KEEP_APART(slot, 6);
 	}
