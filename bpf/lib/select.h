@@ -279,8 +279,10 @@ static __always_inline void update_cpu(const struct flow_tables *t, const struct
 		err = bpf_map_update_elem(t->cpu, t->key6, conn, BPF_ANY);
 		KEEP_APART(err, 6);
 	}
+	if (err)  /* the table kept its entry: so does the cache */
+		return;
 	slot = cache_slot(t);
-	if (!err && slot)
+	if (slot)
 		cache_conn(t, slot, conn);
 }
 
