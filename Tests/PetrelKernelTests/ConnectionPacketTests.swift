@@ -114,7 +114,7 @@ struct ConnectionPacketTests {
         #expect(try forwardedDestination(balancer, flow, flags: PacketBuilder.TCPFlags.ack) == new)
     }
 
-    @Test("10,000 random flows: the kernel's real equals explain() for every one", arguments: [false, true])
+    @Test("10,000 random flows: the kernel's real equals explain() for every one, and the shared table remembers it", arguments: [false, true])
     func explainAgreesWithKernel(ipv6: Bool) throws {
         let balancer = try makeBalancer(vips: TestVips.all + [
             Vip(key: VipKey(address: ip("198.18.100.3"), port: 443, proto: .tcp), flags: .hashWithoutSourcePort, reals: TestVips.reals4),
@@ -128,6 +128,7 @@ struct ConnectionPacketTests {
                (ip("198.18.100.3"), 443, .tcp), (ip("198.18.100.4"), nil, .udp)]
         var mismatches: [String] = []
         var perReal: [IPAddress: Int] = [:]
+        var decided: [(Flow, IPAddress)] = []
         for i in 0..<10_000 {
             let (address, port, proto) = targets[i % targets.count]
             let flow = Flow(proto: proto, source: randomClient(ipv6 ? .ipv6 : .ipv4, using: &rng),
@@ -137,10 +138,16 @@ struct ConnectionPacketTests {
             let chosen = action == .tx ? EncapsulatedFrame(output)?.outerDestination : nil
             let predicted = try balancer.explain(flow).ringReal
             if chosen == nil || chosen != predicted { mismatches.append("\(flow): kernel \(String(describing: chosen)), explain \(String(describing: predicted))") }
-            if let chosen { perReal[chosen, default: 0] += 1 }
+            if let chosen { perReal[chosen, default: 0] += 1; decided.append((flow, chosen)) }
         }
         #expect(mismatches.isEmpty, "\(mismatches.count) mismatches, first: \(mismatches.prefix(3))")
         #expect(perReal.count >= 3, "flows spread over the reals")
+        // The shared table (4,096 flows in sets of 4) remembers the newest flows; an
+        // older one it still holds names the same real, one it gave away none.
+        let remembered = try decided.map { try balancer.explain($0.0).rememberedReal }
+        #expect(zip(decided, remembered).allSatisfy { $1 == nil || $1 == $0.1 })
+        #expect(zip(decided, remembered).suffix(100).allSatisfy { $1 == $0.1 }, "the newest 100 flows are remembered")
+        #expect(remembered.compactMap { $0 }.count > 3_000, "most of the table is in use")
     }
 
     @Test("Removing every real empties the ring: packets are dropped and counted")

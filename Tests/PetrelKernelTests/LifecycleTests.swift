@@ -38,20 +38,54 @@ struct LifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: "\(path)/vips"))
     }
 
-    @Test("Pins of an older layout (connection entries without the VIP generation) are refused with an error naming the map")
+    @Test("Pins of an older layout (VIP entries without the generation) are refused with an error naming the map")
     func refuseOlderLayout() throws {
         let path = "/sys/fs/bpf/petrel-test-\(getpid())-layout"
         defer { try? FileManager.default.removeItem(atPath: path) }
         var first: LoadBalancer? = try makeBalancer(pinPath: path)
         _ = first
         first = nil
-        // As a version before the VIP generation left it: 12-byte connection entries.
-        #expect(unlink("\(path)/conn_shared_v4") == 0)
-        let old = try BPFMap.createLRUHash(name: "conn_shared_v4", keySize: 16, valueSize: 12, maxEntries: 4096)
-        try old.pin(at: "\(path)/conn_shared_v4")
+        // As a version before the VIP generation left it: 12-byte VIP entries.
+        #expect(unlink("\(path)/vips_v4") == 0)
+        let old = try BPFMap.create(type: BPF_MAP_TYPE_HASH, name: "vips_v4", keySize: MemoryLayout<petrel_vip_key_v4>.size,
+                                    valueSize: 12, maxEntries: 16)
+        try old.pin(at: "\(path)/vips_v4")
         #expect {
-            _ = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096), pinPath: path)
-        } throws: { "\($0)".contains("conn_shared_v4") && "\($0)".contains("older layout") }
+            _ = try LoadBalancer(limits: fixtureLimits, pinPath: path)
+        } throws: { "\($0)".contains("vips_v4") && "\($0)".contains("older layout") }
+    }
+
+    @Test("Pins of the shared tables as LRU maps (a version before the sets) are replaced; established flows keep their reals through the per-CPU tables")
+    func replaceOlderSharedTables() throws {
+        let path = "/sys/fs/bpf/petrel-test-\(getpid())-shared-layout"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // One CPU: its table learns the flow from the second packet.
+        try ThreadAffinity.pin(toCPU: 0)
+        defer { ThreadAffinity.unpin() }
+        let flow = Flow(proto: .tcp, source: ip("198.18.1.9"), sourcePort: 40200, destination: TestVips.web4.address, destinationPort: 80)
+        var first: LoadBalancer? = try makeBalancer(pinPath: path)
+        let firstBalancer = try #require(first)
+        let real = try #require(try forwardedDestination(firstBalancer, flow, flags: PacketBuilder.TCPFlags.syn))
+        #expect(try forwardedDestination(firstBalancer, flow, flags: PacketBuilder.TCPFlags.ack) == real)
+        first = nil
+        for (name, keySize) in [("conn_shared_v4", MemoryLayout<petrel_flow_key_v4>.size), ("conn_shared_v6", MemoryLayout<petrel_flow_key>.size)] {
+            #expect(unlink("\(path)/\(name)") == 0)
+            let old = try BPFMap.createLRUHash(name: name, keySize: keySize, valueSize: MemoryLayout<petrel_conn>.size, maxEntries: 4096)
+            try old.pin(at: "\(path)/\(name)")
+        }
+
+        let second = try LoadBalancer(limits: fixtureLimits, pinPath: path)
+        defer { second.removePins() }
+        #expect(second.adoptedPinnedMaps)
+        #expect(try BPFMap.openPinned(path: "\(path)/conn_shared_v4", name: "conn_shared_v4").valueSize == MemoryLayout<petrel_shared_set_v4>.size,
+                "the sets are pinned in place of the LRU map")
+        #expect(try second.explain(flow).rememberedReal == nil, "the shared table starts empty")
+        // The ring now names another real; the CPU's table, adopted, keeps the flow on its own.
+        var candidates = TestVips.reals4
+        candidates.removeAll { $0.address == real }
+        try second.upsert(Vip(key: TestVips.web4, reals: candidates + [Real(address: real, weight: 0)]))
+        #expect(try second.explain(flow).ringReal != real)
+        #expect(try forwardedDestination(second, flow, flags: PacketBuilder.TCPFlags.ack) == real)
     }
 
     @Test("Pins of an older version without the newer maps are adopted; those maps are created, pinned and filled by the next apply")
@@ -240,9 +274,9 @@ struct FlowCacheTests {
                                                  valueSize: MemoryLayout<petrel_conn>.size, maxEntries: 1024)
             try tables.setInnerMap(at: cpu, to: empty)
         }
-        let shared = try BPFMap.openPinned(path: "\(path)/conn_shared_v4", name: "conn_shared_v4")
-        #expect(try shared.keys(as: petrel_flow_key_v4.self).count == 1)
-        for key in try shared.keys(as: petrel_flow_key_v4.self) { #expect(try shared.delete(key)) }
+        let shared = try SharedTableV4(pinPath: path)
+        #expect(try shared.filledEntries().count == 1)
+        try shared.clear()
         var candidates = TestVips.reals4
         candidates.removeAll { $0.address == first }
         try balancer.upsert(Vip(key: TestVips.web4, reals: candidates + [Real(address: first, weight: 0)]))

@@ -187,6 +187,99 @@ struct petrel_flow_cache_v6 {
 	__u32 pad;
 };
 
+/* The shared connection tables (maps conn_shared_v4 / conn_shared_v6): arrays of
+ * sets of PETREL_SHARED_TABLE_WAYS entries, shared by every CPU. A new decision
+ * (a SYN) is written here with plain stores, where a kernel LRU map's insert
+ * costs locks, list moves and calls: two thirds of a SYN's cost. A flow's set is
+ * petrel_shared_set(); a full set gives its oldest entry to a new flow. CPUs may
+ * write the same entry at once, so every entry carries a check word over its
+ * key and tail: a reader copies the tail and uses it only if the check over its
+ * own key and that copy matches (a torn entry reads as no entry, and the ring
+ * decides). The per-CPU tables stay
+ * kernel LRU maps: they keep established flows, the shared ones hand a new flow
+ * over until its CPU's table learns it (choice_from_tables). */
+#define PETREL_SHARED_TABLE_WAYS 4
+
+/* What an entry holds besides its key, and its check covers. */
+struct petrel_shared_tail {
+	struct petrel_conn conn;
+	__u32 written;   /* low 32 bits of jiffies when written: a full set replaces its oldest */
+};
+
+struct petrel_shared_entry_v4 {
+	struct petrel_flow_key_v4 key;
+	struct petrel_shared_tail tail;
+	__u64 check;     /* petrel_shared_check(key, tail); 0: an empty entry */
+};
+
+struct petrel_shared_entry_v6 {
+	struct petrel_flow_key key;
+	struct petrel_shared_tail tail;
+	__u64 check;
+};
+
+struct petrel_shared_set_v4 {
+	struct petrel_shared_entry_v4 way[PETREL_SHARED_TABLE_WAYS];
+};
+
+struct petrel_shared_set_v6 {
+	struct petrel_shared_entry_v6 way[PETREL_SHARED_TABLE_WAYS];
+};
+
+#define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
+
+/* A flow's two folded words, from which the flow caches and the shared tables
+ * index: IPv4 the key's two words, IPv6 the addresses' words xored, then the ports. */
+static inline __attribute__((always_inline)) void petrel_fold_flow_v4(const struct petrel_flow_key_v4 *key, __u64 *a, __u64 *b)
+{
+	const __u64 *w = (const __u64 *)key;
+
+	*a = w[0];
+	*b = w[1];
+}
+
+static inline __attribute__((always_inline)) void petrel_fold_flow_v6(const struct petrel_flow_key *key, __u64 *a, __u64 *b)
+{
+	const __u32 *w = (const __u32 *)key;  /* source, destination, ports, protocol */
+
+	*a = (__u64)(w[0] ^ w[2] ^ w[4] ^ w[6]) << 32 | (w[1] ^ w[3] ^ w[5] ^ w[7]);
+	*b = w[8];
+}
+
+/* The shared-table set of a flow folded into a and b, of `sets`: a
+ * multiply-shift hash scaled to the set count (which need not be a power of two). */
+static inline __attribute__((always_inline)) __u32 petrel_shared_set(__u64 a, __u64 b, __u32 sets)
+{
+	__u64 hash = ((a * PETREL_GOLDEN_64 ^ b) * PETREL_GOLDEN_64) >> 32;
+
+	return (hash * sets) >> 32;
+}
+
+/* Entries, tails and keys are whole words: the data plane compares and copies them so. */
+#define PETREL_SHARED_TAIL_WORDS (sizeof(struct petrel_shared_tail) / 8)
+#define PETREL_SHARED_KEY_WORDS_V4 (sizeof(struct petrel_flow_key_v4) / 8)
+#define PETREL_SHARED_KEY_WORDS_V6 (sizeof(struct petrel_flow_key) / 8)
+_Static_assert(sizeof(struct petrel_shared_tail) % 8 == 0 && sizeof(struct petrel_flow_key_v4) % 8 == 0 &&
+	       sizeof(struct petrel_flow_key) % 8 == 0 &&
+	       sizeof(struct petrel_shared_entry_v4) == (PETREL_SHARED_KEY_WORDS_V4 + PETREL_SHARED_TAIL_WORDS + 1) * 8 &&
+	       sizeof(struct petrel_shared_entry_v6) == (PETREL_SHARED_KEY_WORDS_V6 + PETREL_SHARED_TAIL_WORDS + 1) * 8,
+	       "shared-table entries: the key's words, the tail's, the check");
+
+/* The check word of a shared-table entry: a polynomial hash of its key's words
+ * and its tail's (an entry torn between two writes changes it), never 0. */
+static inline __attribute__((always_inline)) __u64 petrel_shared_check(const __u64 *key, int key_words, const __u64 *tail)
+{
+	__u64 hash = 0;
+
+#pragma unroll
+	for (int i = 0; i < key_words; i++)
+		hash = (hash + key[i]) * PETREL_GOLDEN_64;
+#pragma unroll
+	for (int i = 0; i < (int)PETREL_SHARED_TAIL_WORDS; i++)
+		hash = (hash + tail[i]) * PETREL_GOLDEN_64;
+	return hash | 1;
+}
+
 /* The VIP cache (map vip_cache): per CPU, a direct-mapped array of
  * 1 << vip_cache_shift answers of the VIP lookup (find_vip), indexed by a
  * multiply-shift of the packet's VIP key. A new flow's packet (a SYN, a ring
@@ -216,6 +309,7 @@ struct petrel_load_settings {
 	__u32 flow_cache_shift;     /* flow_cache_v4 and _v6 have 1 << flow_cache_shift slots */
 	__u32 vip_cache_shift;      /* vip_cache has 1 << vip_cache_shift slots */
 	__u32 ticks_per_second;     /* the kernel's HZ: jiffies in a second (the per-second limits' clock) */
+	__u32 shared_sets;          /* sets in conn_shared_v4 and _v6 (PETREL_SHARED_TABLE_WAYS entries each) */
 };
 
 /* Global settings, one entry in the config map. */

@@ -58,6 +58,7 @@ const volatile struct petrel_load_settings load_settings = {
 	.flow_cache_shift = PETREL_DEFAULT_FLOW_CACHE_SHIFT,
 	.vip_cache_shift = PETREL_DEFAULT_VIP_CACHE_SHIFT,
 	.ticks_per_second = 1000,  /* set by the loader from the kernel's tick length */
+	.shared_sets = PETREL_DEFAULT_CONN_TABLE_SIZE / PETREL_SHARED_TABLE_WAYS,
 };
 
 /* Rows of ring_size real ids, two per VIP (see petrel_abi.h). The value size is
@@ -71,8 +72,8 @@ struct {
 
 /* Connection tables, per family (IPv4 keys are 16 bytes, IPv6 keys 40): one
  * LRU per CPU (created by the control plane and stored here by CPU number), and
- * one shared LRU that every CPU also consults, so a flow that moves to another
- * CPU keeps its real. */
+ * one shared set-associative table that every CPU also consults (below), so a
+ * flow that moves to another CPU keeps its real. */
 struct conn_table_v4 {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
@@ -128,18 +129,20 @@ struct {
 	__type(value, struct petrel_flow_cache_v6);
 } flow_cache_v6 SEC(".maps");
 
+/* The shared connection tables: load_settings.shared_sets sets each (see
+ * struct petrel_shared_set_v4 and the loader's sizes). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
-	__type(key, struct petrel_flow_key_v4);
-	__type(value, struct petrel_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE / PETREL_SHARED_TABLE_WAYS);
+	__type(key, __u32);
+	__type(value, struct petrel_shared_set_v4);
 } conn_shared_v4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE);
-	__type(key, struct petrel_flow_key);
-	__type(value, struct petrel_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PETREL_DEFAULT_CONN_TABLE_SIZE / PETREL_SHARED_TABLE_WAYS);
+	__type(key, __u32);
+	__type(value, struct petrel_shared_set_v6);
 } conn_shared_v6 SEC(".maps");
 
 struct {

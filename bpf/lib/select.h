@@ -67,8 +67,6 @@ static __always_inline struct petrel_vip_meta *lookup_vip(const struct petrel_fl
 	}
 }
 
-#define PETREL_GOLDEN_64 0x9e3779b97f4a7c15ull
-
 /* A cache slot's index for a key folded into two words: a multiply-shift hash,
  * its top `shift` bits (the caches have 1 << shift slots). */
 static __always_inline __u32 cache_index(__u64 a, __u64 b, __u32 shift)
@@ -166,6 +164,7 @@ struct flow_tables {
 	};
 	const struct petrel_flow_key *key6;
 	void *cpu;   /* this CPU's table, if it has one */
+	__u64 fold[2];  /* the flow folded into two words (petrel_fold_flow_v4 / _v6): the caches' and shared table's index */
 };
 
 static __always_inline void open_tables(const struct packet *pkt, struct flow_tables *t)
@@ -184,9 +183,11 @@ static __always_inline void open_tables(const struct packet *pkt, struct flow_ta
 		t->key4_words[1] = (__u64)*(__u32 *)&pkt->flow.src_port_be | (__u64)pkt->flow.protocol << 32;
 		t->cpu = bpf_map_lookup_elem(&conn_tables_v4, &cpu);
 		KEEP_APART(t->cpu, 4);
+		petrel_fold_flow_v4(&t->key4, &t->fold[0], &t->fold[1]);
 	} else {
 		t->cpu = bpf_map_lookup_elem(&conn_tables_v6, &cpu);
 		KEEP_APART(t->cpu, 6);
+		petrel_fold_flow_v6(t->key6, &t->fold[0], &t->fold[1]);
 	}
 }
 
@@ -207,18 +208,13 @@ static __always_inline struct petrel_conn *lookup_cpu(const struct flow_tables *
 /* This CPU's flow-cache slot for the flow (petrel_flow_cache_v4 or _v6). */
 static __always_inline void *cache_slot(const struct flow_tables *t)
 {
-	__u32 index;
+	__u32 index = cache_index(t->fold[0], t->fold[1], load_settings.flow_cache_shift);
 	void *slot;
 
 	if (t->v4) {
-		index = cache_index(t->key4_words[0], t->key4_words[1], load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v4, &index);
 		KEEP_APART(slot, 4);
 	} else {
-		const __u32 *w = (const __u32 *)t->key6;  /* source, destination, ports, protocol */
-		__u64 addresses = (__u64)(w[0] ^ w[2] ^ w[4] ^ w[6]) << 32 | (w[1] ^ w[3] ^ w[5] ^ w[7]);
-
-		index = cache_index(addresses, w[8], load_settings.flow_cache_shift);
 		slot = bpf_map_lookup_elem(&flow_cache_v6, &index);
 		KEEP_APART(slot, 6);
 	}
@@ -286,31 +282,156 @@ static __always_inline void update_cpu(const struct flow_tables *t, const struct
 		cache_conn(t, slot, conn);
 }
 
-static __always_inline struct petrel_conn *lookup_shared(const struct flow_tables *t)
+/* The shared table's set for the flow (petrel_shared_set_v4 or _v6), as words. */
+static __always_inline __u64 *shared_set(const struct flow_tables *t)
 {
-	struct petrel_conn *conn;
+	__u32 index = petrel_shared_set(t->fold[0], t->fold[1], load_settings.shared_sets);
+	__u64 *set;
 
 	if (t->v4) {
-		conn = bpf_map_lookup_elem(&conn_shared_v4, &t->key4);
-		KEEP_APART(conn, 4);
+		set = bpf_map_lookup_elem(&conn_shared_v4, &index);
+		KEEP_APART(set, 4);
 	} else {
-		conn = bpf_map_lookup_elem(&conn_shared_v6, t->key6);
-		KEEP_APART(conn, 6);
+		set = bpf_map_lookup_elem(&conn_shared_v6, &index);
+		KEEP_APART(set, 6);
 	}
-	return conn;
+	return set;
 }
 
+/* All ones if x is 0, else 0, without a branch: the verifier then walks what
+ * follows once, not once per outcome. */
+static __always_inline __u64 all_ones_if_zero(__u64 x)
+{
+	__u64 nonzero = x | -x;  /* top bit set unless x is 0 */
+
+	asm volatile("" : "+r"(nonzero));  /* or clang turns it back into a compare and branch */
+	return (nonzero >> 63) - 1;
+}
+
+/* All ones if a > b, else 0 (both below 2^32), without a branch. */
+static __always_inline __u64 all_ones_if_greater(__u64 a, __u64 b)
+{
+	__u64 difference = b - a;  /* top bit set if a > b */
+
+	asm volatile("" : "+r"(difference));
+	return -(difference >> 63);
+}
+
+/* A shared-table entry's tail as words (petrel_shared_tail). */
+union shared_tail {
+	struct petrel_shared_tail tail;
+	__u64 words[PETREL_SHARED_TAIL_WORDS];
+};
+
+/* The way of the first entry of `set` with this key, or an empty mask in
+ * *matched if no entry has it. Every way is read and the match kept by masks,
+ * not branches: one path for the verifier to walk. */
+static __always_inline __u64 shared_way(const __u64 *set, const __u64 *key, int key_words, __u64 *matched)
+{
+	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	__u64 found = 0, found_way = 0;
+
+#pragma unroll
+	for (int way = 0; way < PETREL_SHARED_TABLE_WAYS; way++) {
+		const __u64 *entry = set + way * entry_words;
+		__u64 difference = 0, take;
+
+#pragma unroll
+		for (int i = 0; i < key_words; i++)
+			difference |= entry[i] ^ key[i];
+		take = all_ones_if_zero(difference) & ~found;
+		found |= take;
+		found_way |= way & take;
+	}
+	*matched = found;
+	return found_way & (PETREL_SHARED_TABLE_WAYS - 1);  /* the verifier's bound */
+}
+
+/* Copies into *copy the tail of the entry of `set` with this key; whether one was
+ * found whole. Other CPUs may be writing it: the copy is used only if the check
+ * over the key and the copy matches the entry's (a torn entry fails). */
+static __always_inline int read_shared_words(const __u64 *set, const __u64 *key, int key_words, union shared_tail *copy)
+{
+	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	__u64 found, way = shared_way(set, key, key_words, &found);
+	const __u64 *entry = set + way * entry_words;
+
+#pragma unroll
+	for (int i = 0; i < PETREL_SHARED_TAIL_WORDS; i++)
+		copy->words[i] = entry[key_words + i];
+	return found && entry[entry_words - 1] == petrel_shared_check(key, key_words, copy->words);
+}
+
+/* The flow's shared-table entry, its tail copied into *copy: its connection, or NULL. */
+static __always_inline struct petrel_conn *lookup_shared(const struct flow_tables *t, union shared_tail *copy)
+{
+	__u64 *set = shared_set(t);
+	int found;
+
+	if (!set)  /* never: the index is in range */
+		return 0;
+	if (t->v4)
+		found = read_shared_words(set, t->key4_words, PETREL_SHARED_KEY_WORDS_V4, copy);
+	else
+		found = read_shared_words(set, (const __u64 *)t->key6, PETREL_SHARED_KEY_WORDS_V6, copy);
+	return found ? &copy->tail.conn : 0;
+}
+
+/* The tail's words of an entry for conn written at `now` (petrel_shared_tail). */
+static __always_inline void shared_tail_words(const struct petrel_conn *conn, __u32 now, __u64 *words)
+{
+	const __u32 *c = (const __u32 *)conn;
+
+	words[0] = (__u64)c[0] | (__u64)c[1] << 32;
+	words[1] = (__u64)c[2] | (__u64)c[3] << 32;
+	words[2] = (__u64)c[4] | (__u64)now << 32;
+}
+
+/* Writes the flow's entry for conn into `set`, with its check: over the entry with
+ * this key, else over the set's oldest (an empty entry counts as oldest). The key,
+ * then the tail, then the check: a reader meanwhile finds a check that does not match. */
+static __always_inline void write_shared_words(__u64 *set, const __u64 *key, int key_words, const struct petrel_conn *conn)
+{
+	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	__u64 matched, match_way = shared_way(set, key, key_words, &matched);
+	__u64 oldest_age = 0, oldest_way = 0, victim, tail[PETREL_SHARED_TAIL_WORDS];
+	__u32 now = bpf_jiffies64();
+
+	/* As in shared_way: masks, not branches. */
+#pragma unroll
+	for (int way = 0; way < PETREL_SHARED_TABLE_WAYS; way++) {
+		const __u64 *entry = set + way * entry_words;
+		const struct petrel_shared_tail *written = (const void *)(entry + key_words);
+		__u64 empty = all_ones_if_zero(entry[entry_words - 1]), age, older;
+
+		age = (__u32)(now - written->written) | (empty & 0xffffffff);
+		older = all_ones_if_greater(age, oldest_age);
+		oldest_age = (age & older) | (oldest_age & ~older);
+		oldest_way = (way & older) | (oldest_way & ~older);
+	}
+	victim = ((match_way & matched) | (oldest_way & ~matched)) & (PETREL_SHARED_TABLE_WAYS - 1);
+	set += victim * entry_words;
+	shared_tail_words(conn, now, tail);
+#pragma unroll
+	for (int i = 0; i < key_words; i++)
+		set[i] = key[i];
+#pragma unroll
+	for (int i = 0; i < PETREL_SHARED_TAIL_WORDS; i++)
+		set[key_words + i] = tail[i];
+	set[entry_words - 1] = petrel_shared_check(key, key_words, tail);
+}
+
+/* Writes the flow's decision to the shared table. */
 static __always_inline void update_shared(const struct flow_tables *t, const struct petrel_conn *conn)
 {
-	long err;
+	__u64 *set = shared_set(t);
 
-	if (t->v4) {
-		err = bpf_map_update_elem(&conn_shared_v4, &t->key4, conn, BPF_ANY);
-		KEEP_APART(err, 4);
-	} else {
-		err = bpf_map_update_elem(&conn_shared_v6, t->key6, conn, BPF_ANY);
-		KEEP_APART(err, 6);
-	}
+	if (!set)  /* never: the index is in range */
+		return;
+	if (t->v4)
+		write_shared_words(set, t->key4_words, PETREL_SHARED_KEY_WORDS_V4, conn);
+	else
+		write_shared_words(set, (const __u64 *)t->key6, PETREL_SHARED_KEY_WORDS_V6, conn);
 }
 
 struct choice {
@@ -361,6 +482,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
 					      struct choice *out)
 {
 	struct petrel_conn *conn = 0, learned;
+	union shared_tail shared;
 	int learn;
 
 	if (t->cpu)
@@ -369,7 +491,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
 		count_stat(counters, PETREL_STAT_EVENT_CONNECTION_HIT);
 		learn = !names_vip(conn, vip);
 	} else {
-		conn = lookup_shared(t);
+		conn = lookup_shared(t, &shared);
 		if (!take_remembered(conn, out))
 			return 0;
 		count_stat(counters, PETREL_STAT_EVENT_SHARED_TABLE_HIT);
@@ -384,7 +506,7 @@ static __always_inline int choice_from_tables(const struct packet *pkt, const st
 }
 
 /* A new decision goes to the shared table only; this CPU's table learns the flow
- * from its second packet (choice_from_tables). So a SYN costs one LRU insert, and
+ * from its second packet (choice_from_tables). So a SYN costs no LRU insert, and
  * SYNs that never complete (a flood) cannot push established flows out of the
  * per-CPU tables. An entry this CPU already holds (a flow decided afresh) is
  * overwritten, or it would win over the new decision. */

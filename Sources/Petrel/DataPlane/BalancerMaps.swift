@@ -75,18 +75,22 @@ struct BalancerMaps {
     let all: [String: BPFMap]
 
     /// Value sizes of the maps whose layout changed since pins existed (the VIP entry and
-    /// the connection entry gained the VIP generation): pins of an older layout cannot be adopted.
+    /// the connection entry gained the VIP generation, the shared tables became sets):
+    /// pins of an older layout cannot be adopted, unless replacedOnLayoutChange.
     static let valueSizes: [String: Int] = [
         "vips_v4": MemoryLayout<petrel_vip_meta>.size, "vips_v6": MemoryLayout<petrel_vip_meta>.size,
-        "conn_shared_v4": MemoryLayout<petrel_conn>.size, "conn_shared_v6": MemoryLayout<petrel_conn>.size,
+        "conn_shared_v4": MemoryLayout<petrel_shared_set_v4>.size, "conn_shared_v6": MemoryLayout<petrel_shared_set_v6>.size,
         "flow_cache_v4": MemoryLayout<petrel_flow_cache_v4>.size, "flow_cache_v6": MemoryLayout<petrel_flow_cache_v6>.size,
         "vip_cache": MemoryLayout<petrel_vip_cache_slot>.size,
         "stats": MemoryLayout<petrel_counters>.size,
     ]
-    /// Maps that hold only counters or caches: pins of another layout (a version with
-    /// other counters or cache slots) are replaced by a fresh map, the counters starting
-    /// again from zero and the caches refilling, instead of refusing to adopt the rest.
-    static let replacedOnLayoutChange: Set<String> = ["stats", "flow_cache_v4", "flow_cache_v6", "vip_cache"]
+    /// Maps that hold only counters, caches or flows being handed over: pins of another
+    /// layout (a version with other counters, cache slots or shared tables) are replaced
+    /// by a fresh map, the counters starting again from zero, the caches refilling and
+    /// new flows whose CPU's table has not learnt them yet taking the ring's real (the
+    /// same unless the ring changed), instead of refusing to adopt the rest.
+    static let replacedOnLayoutChange: Set<String> = ["stats", "flow_cache_v4", "flow_cache_v6", "vip_cache",
+                                                      "conn_shared_v4", "conn_shared_v6"]
 
     /// max_entries per map for the given limits.
     static func sizes(for limits: DataPlaneLimits) -> [String: Int] {
@@ -96,8 +100,8 @@ struct BalancerMaps {
             "vip_address_set": limits.maxVips,
             "reals": limits.maxReals,
             "ring": 2 * limits.maxVips,  // two rows per VIP: a ring is switched by pointing at the other
-            "conn_shared_v4": limits.connectionTableSize,
-            "conn_shared_v6": limits.connectionTableSize,
+            "conn_shared_v4": limits.sharedTableSets,
+            "conn_shared_v6": limits.sharedTableSets,
             "vip_stats": limits.maxVips,
             "vip_generations": limits.maxVips,
             "real_stats": limits.maxReals,
@@ -127,6 +131,7 @@ struct BalancerMaps {
         settings.flow_cache_shift = UInt32(limits.flowCacheShift)
         settings.vip_cache_shift = UInt32(limits.vipCacheShift)
         settings.ticks_per_second = kernelTicksPerSecond
+        settings.shared_sets = UInt32(limits.sharedTableSets)
         try object.setReadOnlyData(settings)
     }
 

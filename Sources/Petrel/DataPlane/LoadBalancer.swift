@@ -80,14 +80,15 @@ public final class LoadBalancer: @unchecked Sendable {
             let pin = "\(path)/\(BalancerMaps.pinName(name))"
             if BalancerMaps.addedSincePinning.contains(name) && !FileManager.default.fileExists(atPath: pin) { continue }
             let map = try kernel { try BPFMap.openPinned(path: pin, name: name) }
-            if let expected = sizes[name], map.maxEntries != expected {
-                throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
-                               expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
-            }
+            // The layout first: an older layout may also have had other sizes.
             if let layout = BalancerMaps.valueSizes[name], map.valueSize != layout {
                 if BalancerMaps.replacedOnLayoutChange.contains(name) { continue }  // created afresh, its pin replaced
                 throw .invalid(field: "pinned map \(path)/\(name)", value: "values of \(map.valueSize) bytes",
                                expected: "values of \(layout) bytes; these pins are of an older layout (remove the pins to start afresh)")
+            }
+            if let expected = sizes[name], map.maxEntries != expected {
+                throw .invalid(field: "pinned map \(path)/\(name)", value: "\(map.maxEntries) entries",
+                               expected: "must have \(expected) entries for the configured limits (remove the pins to start afresh)")
             }
             if name == "ring", map.valueSize != limits.ringSize * MemoryLayout<UInt32>.size {
                 throw .invalid(field: "pinned map \(path)/ring", value: "rows of \(map.valueSize / 4) slots",
@@ -390,9 +391,7 @@ public final class LoadBalancer: @unchecked Sendable {
         let ringRealId = ring[slot]
         var remembered: IPAddress?
         if !vip.flags.contains(.lruBypass),
-           let conn = try kernel({ try flow.source.family == .ipv4
-                ? maps.sharedConnectionsV4.lookup(flow.abiV4, as: petrel_conn.self)
-                : maps.sharedConnectionsV6.lookup(flow.abi, as: petrel_conn.self) }),
+           let conn = try kernel({ try SharedConnectionTable(maps: maps, limits: limits).lookup(flow) }),
            let address = state.address(ofReal: conn.real_id), state.generation(ofReal: conn.real_id) == conn.real_generation {
             remembered = address
         }

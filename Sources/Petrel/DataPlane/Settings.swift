@@ -9,7 +9,7 @@ public struct DataPlaneLimits: Hashable, Sendable {
     public var maxReals: Int
     /// Maglev slots per VIP; a prime, larger than any VIP's number of reals.
     public var ringSize: Int
-    /// Flows remembered per CPU, and in the shared table.
+    /// Flows remembered per CPU, and in the shared table (in sets, see sharedTableSets).
     public var connectionTableSize: Int
 
     public init(maxVips: Int = Int(PETREL_DEFAULT_MAX_VIPS), maxReals: Int = Int(PETREL_DEFAULT_MAX_REALS),
@@ -38,6 +38,12 @@ public struct DataPlaneLimits: Hashable, Sendable {
     public var flowCacheShift: Int {
         DataPlaneLimits.cacheShift(covering: connectionTableSize / Int(PETREL_FLOW_CACHE_ENTRIES_PER_SLOT),
                                    atMost: Int(PETREL_FLOW_CACHE_MAX_SHIFT))
+    }
+
+    /// The shared tables (conn_shared_v4, conn_shared_v6) have this many sets of
+    /// PETREL_SHARED_TABLE_WAYS entries: room for connectionTableSize flows, rounded up.
+    public var sharedTableSets: Int {
+        (connectionTableSize + Int(PETREL_SHARED_TABLE_WAYS) - 1) / Int(PETREL_SHARED_TABLE_WAYS)
     }
 
     /// Each CPU's VIP cache (vip_cache) has 2^vipCacheShift slots:

@@ -35,9 +35,14 @@ enum TestVips {
     }
 }
 
+/// The fixture's small limits (ring_size aside, which makeBalancer may change).
+let fixtureLimits = DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: 65537, connectionTableSize: 4096)
+
 /// A balancer with small limits, forwarding settings and the test VIPs.
 func makeBalancer(vips: [Vip] = TestVips.all, mtu: Int = 1500, ringSize: Int = 65537, pinPath: String? = nil) throws -> LoadBalancer {
-    let balancer = try LoadBalancer(limits: DataPlaneLimits(maxVips: 16, maxReals: 64, ringSize: ringSize, connectionTableSize: 4096), pinPath: pinPath)
+    var limits = fixtureLimits
+    limits.ringSize = ringSize
+    let balancer = try LoadBalancer(limits: limits, pinPath: pinPath)
     if !balancer.adoptedPinnedMaps {
         try balancer.configureForwarding(ForwardingSettings(interfaceMAC: interfaceMAC, nextHopMAC: nextHopMAC, mtu: mtu))
     }

@@ -85,13 +85,15 @@ enum BenchPlan {
             packet: frame(.tcp, from: client4, port: 40002, to: bypass4.address, port: 80), primer: nil,
             expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
         list.append(PacketScenario(
-            name: "ipv4_tcp_syn_new_flow", description: "IPv4 TCP SYN: ring lookup plus writes to the per-CPU and shared connection tables, 4in4",
+            name: "ipv4_tcp_syn_new_flow", description: "IPv4 TCP SYN: ring lookup plus its write to the shared connection table, 4in4",
             packet: frame(.tcp, from: client4, port: 40003, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
-            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection]))
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection],
+            remembered: Flow(proto: .tcp, source: client4, sourcePort: 40003, destination: web4.address, destinationPort: 80)))
         list.append(PacketScenario(
             name: "ipv4_tcp_syn_source_routed", description: "IPv4 TCP SYN to a VIP with 1,024 source routes: its client's /24 names the real (LPM trie lookup instead of the ring), table writes, 4in4",
             packet: frame(.tcp, from: client4, port: 40012, to: routed4.address, port: 80, tcpFlags: syn), primer: nil,
-            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection, .eventSourceRouted]))
+            expectedAction: .tx, expectedCounters: [.rx, .forward, .eventNewConnection, .eventSourceRouted],
+            remembered: Flow(proto: .tcp, source: client4, sourcePort: 40012, destination: routed4.address, destinationPort: 80)))
         list.append(PacketScenario(
             name: "ipv4_tcp_syn_flood", description: "IPv4 TCP SYN at flood rate: the SYN-flood guard (threshold 1 a second) forwards by the ring without a table write, 4in4",
             packet: frame(.tcp, from: client4, port: 40010, to: web4.address, port: 80, tcpFlags: syn), primer: nil,
@@ -185,6 +187,9 @@ struct PacketScenario {
     let expectedAction: XDPAction
     /// Each must grow by exactly the repetitions in every measured run.
     let expectedCounters: [StatReason]
+    /// A new decision the run must leave in the shared connection table: after every
+    /// round, `explain` must name the real the last packet went to.
+    var remembered: Flow? = nil
     /// Set for the run of this scenario only (nil: BenchPlan.forwarding's).
     var synFloodThreshold: UInt32? = nil
     /// A packet capture running while this scenario is measured (`petrel capture`), and whether

@@ -118,6 +118,7 @@ struct PacketCostBench {
                 subjects.append(subject.ns)
                 kernelSubjects.append(subject.kernelNs)
                 checkEncapsulated(subject.output, from: scenario.packet, round: round, problems: problems)
+                if let flow = scenario.remembered { try checkRemembered(flow, output: subject.output, round: round, problems: problems) }
             } else {
                 let subject = try withCounterProof(scenario, round: round, problems: problems, captureSlot: captureSlot) {
                     try measure(balancer.program, scenario.packet)
@@ -220,6 +221,17 @@ struct PacketCostBench {
     }
 
     /// The last repetition's output must be the input behind one outer header (IP-in-IP or GUE).
+    /// The shared table names the real the output went to (its outer destination).
+    private func checkRemembered(_ flow: Flow, output: [UInt8], round: Int, problems: ProblemLog) throws {
+        let etherType = output.count >= 14 ? UInt16(output[12]) << 8 | UInt16(output[13]) : 0
+        let real = etherType == 0x0800 && output.count >= 34 ? IPAddress(wireBytes: output[30..<34])
+            : etherType == 0x86dd && output.count >= 54 ? IPAddress(wireBytes: output[38..<54]) : nil
+        let remembered = try balancer.explain(flow).rememberedReal
+        if real == nil || remembered != real {
+            problems.add("round \(round): the shared table names \(remembered.map { "\($0)" } ?? "no real") for the flow, not the real it went to")
+        }
+    }
+
     private func checkEncapsulated(_ output: [UInt8], from input: [UInt8], round: Int, problems: ProblemLog) {
         let outerLength = output.count - input.count
         let etherType = output.count >= 14 ? UInt16(output[12]) << 8 | UInt16(output[13]) : 0
