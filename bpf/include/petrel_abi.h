@@ -195,9 +195,9 @@ struct petrel_flow_cache_v6 {
  * write the same entry at once, so every entry carries a check word over its
  * key and tail: a reader copies the tail and uses it only if the check over its
  * own key and that copy matches (a torn entry reads as no entry, and the ring
- * decides). The per-CPU tables stay
- * kernel LRU maps: they keep established flows, the shared ones hand a new flow
- * over until its CPU's table learns it (choice_from_tables). */
+ * decides). The per-CPU tables stay kernel LRU maps: they keep established
+ * flows, the shared ones hand a new flow over until its CPU's table learns it
+ * (choice_from_tables). */
 #define PETREL_SHARED_TABLE_WAYS 4
 
 /* What an entry holds besides its key, and its check covers. */
