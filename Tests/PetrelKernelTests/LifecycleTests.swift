@@ -184,6 +184,17 @@ struct LifecycleTests {
         #expect(try balancer.run(PacketBuilder.frame(for: flow)).action == .tx)
     }
 
+    @Test("The JIT line table maps the program's code to its source lines (petrel-bench attribute)")
+    func jitedLineTable() throws {
+        let lines = try makeBalancer().program.jitedLines()
+        #expect(lines.count > 1_000, "a line-info record per source line of the inlined program")
+        // Addresses ascend within each compiled piece: the main program, then each BPF subprogram.
+        let descents = zip(lines, lines.dropFirst()).filter { $0.address > $1.address }.count
+        #expect(descents <= 8)
+        #expect(lines.first?.file.hasSuffix("balancer.bpf.c") == true && lines.first?.source.contains("petrel_balancer") == true)
+        #expect(lines.contains { $0.file.hasSuffix("encap.h") && $0.source.contains("bpf_xdp_adjust_head") })
+    }
+
     @Test("The verifier accepts the program with room to spare")
     func verifierMargin() throws {
         let figures = try makeBalancer().verifierFigures()

@@ -18,7 +18,7 @@ struct PetrelBench: ParsableCommand {
             See bench/README.md for what each figure means.
             """,
         version: PetrelVersion.string,
-        subcommands: [RunBenchmarks.self, ApplyConfig.self, ProfileScenario.self],
+        subcommands: [RunBenchmarks.self, ApplyConfig.self, ProfileScenario.self, AttributeSamples.self],
         defaultSubcommand: RunBenchmarks.self)
 }
 
@@ -231,6 +231,9 @@ struct ProfileScenario: ParsableCommand {
     @Option(help: "CPU to run on.")
     var cpu: Int = Host.onlineCPUs - 1
 
+    @Option(help: "Write the balancer's line table in JIT code here, for `petrel-bench attribute`.")
+    var lineMap: String?
+
     func run() throws {
         guard let chosen = BenchPlan.scenarios.first(where: { $0.name == scenario }) else {
             throw ValidationError("no scenario '\(scenario)'; one of: \(BenchPlan.scenarios.map(\.name).joined(separator: ", "))")
@@ -246,6 +249,12 @@ struct ProfileScenario: ParsableCommand {
         }
         let wrapper = try RestoreWrapper(settings: forwarding, originalDestinationMAC: BenchPlan.balancerMAC, originalSourceMAC: BenchPlan.clientMAC)
         try wrapper.target(balancer.program)
+        if let lineMap {
+            let table = try balancer.program.jitedLines()
+                .map { "\(String($0.address, radix: 16))\t\($0.file.split(separator: "/").last ?? ""):\($0.line)\t\($0.source)" }
+            try (table.joined(separator: "\n") + "\n").write(toFile: lineMap, atomically: true, encoding: .utf8)
+            Progress.say("wrote \(table.count) lines of the balancer's JIT line table to \(lineMap)")
+        }
         try ThreadAffinity.pin(toCPU: cpu)
         if let primer = chosen.primer { _ = try balancer.program.testRun(packet: primer) }
         let program = chosen.modifiesPacket ? wrapper.program : balancer.program
@@ -257,5 +266,49 @@ struct ProfileScenario: ParsableCommand {
             runs += 1
         }
         Progress.say("done: \(runs) million packets")
+    }
+}
+
+// MARK: - Samples to source lines
+
+struct AttributeSamples: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attribute",
+        abstract: "Count the balancer's samples in `perf script -F ip,sym` (standard input) by source line (see bench/README.md).",
+        shouldDisplay: false)
+
+    @Option(help: "The line table `petrel-bench profile --line-map` wrote.")
+    var lineMap: String
+
+    @Option(help: "How many lines to print.")
+    var top: Int = 30
+
+    func run() throws {
+        // Each row: the address where a source line's code starts, then "file:line" and the text.
+        let rows = try String(contentsOfFile: lineMap, encoding: .utf8).split(separator: "\n").compactMap { row -> (UInt64, String)? in
+            let fields = row.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3, let address = UInt64(fields[0], radix: 16) else { return nil }
+            return (address, "\(fields[1])  \(fields[2].trimmingCharacters(in: .whitespaces).prefix(70))")
+        }.sorted { $0.0 < $1.0 }
+        guard let first = rows.first?.0 else { throw ValidationError("\(lineMap) holds no line table") }
+        var counts: [String: Int] = [:]
+        var samples = 0
+        while let line = readLine() {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, fields[1].hasSuffix("_petrel_balancer"),
+                  let address = UInt64(fields[0], radix: 16), address >= first else { continue }
+            // The last line starting at or below the address holds it (binary search).
+            var low = 0, high = rows.count
+            while high - low > 1 {
+                let middle = (low + high) / 2
+                if rows[middle].0 <= address { low = middle } else { high = middle }
+            }
+            counts[rows[low].1, default: 0] += 1
+            samples += 1
+        }
+        print("\(samples) samples in the balancer")
+        for (source, count) in counts.sorted(by: { $0.value > $1.value }).prefix(top) {
+            print(String(format: "%5.1f %%  ", 100 * Double(count) / Double(max(samples, 1))) + source)
+        }
     }
 }
