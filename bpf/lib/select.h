@@ -377,16 +377,6 @@ static __always_inline struct petrel_conn *lookup_shared(const struct flow_table
 	return found ? &copy->tail.conn : 0;
 }
 
-/* The tail's words of an entry for conn written at `now` (petrel_shared_tail). */
-static __always_inline void shared_tail_words(const struct petrel_conn *conn, __u32 now, __u64 *words)
-{
-	const __u32 *c = (const __u32 *)conn;
-
-	words[0] = (__u64)c[0] | (__u64)c[1] << 32;
-	words[1] = (__u64)c[2] | (__u64)c[3] << 32;
-	words[2] = (__u64)c[4] | (__u64)now << 32;
-}
-
 /* Writes the flow's entry for conn into `set`, with its check: over the entry with
  * this key, else over the set's oldest (an empty entry counts as oldest). The key,
  * then the tail, then the check: a reader meanwhile finds a check that does not match. */
@@ -394,8 +384,9 @@ static __always_inline void write_shared_words(__u64 *set, const __u64 *key, int
 {
 	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
 	__u64 matched, match_way = shared_way(set, key, key_words, &matched);
-	__u64 oldest_age = 0, oldest_way = 0, victim, tail[PETREL_SHARED_TAIL_WORDS];
+	__u64 oldest_age = 0, oldest_way = 0, victim;
 	__u32 now = bpf_jiffies64();
+	union shared_tail fresh = { .tail = { .conn = *conn, .written = now } };
 
 	/* As in shared_way: masks, not branches. */
 #pragma unroll
@@ -411,14 +402,13 @@ static __always_inline void write_shared_words(__u64 *set, const __u64 *key, int
 	}
 	victim = ((match_way & matched) | (oldest_way & ~matched)) & (PETREL_SHARED_TABLE_WAYS - 1);
 	set += victim * entry_words;
-	shared_tail_words(conn, now, tail);
 #pragma unroll
 	for (int i = 0; i < key_words; i++)
 		set[i] = key[i];
 #pragma unroll
 	for (int i = 0; i < PETREL_SHARED_TAIL_WORDS; i++)
-		set[key_words + i] = tail[i];
-	set[entry_words - 1] = petrel_shared_check(key, key_words, tail);
+		set[key_words + i] = fresh.words[i];
+	set[entry_words - 1] = petrel_shared_check(key, key_words, fresh.words);
 }
 
 /* Writes the flow's decision to the shared table. */
