@@ -220,7 +220,6 @@ struct PacketCostBench {
         return measurement
     }
 
-    /// The last repetition's output must be the input behind one outer header (IP-in-IP or GUE).
     /// The shared table names the real the output went to (its outer destination).
     private func checkRemembered(_ flow: Flow, output: [UInt8], round: Int, problems: ProblemLog) throws {
         let etherType = output.count >= 14 ? UInt16(output[12]) << 8 | UInt16(output[13]) : 0
@@ -232,6 +231,7 @@ struct PacketCostBench {
         }
     }
 
+    /// The last repetition's output must be the input behind one outer header (IP-in-IP or GUE).
     private func checkEncapsulated(_ output: [UInt8], from input: [UInt8], round: Int, problems: ProblemLog) {
         let outerLength = output.count - input.count
         let etherType = output.count >= 14 ? UInt16(output[12]) << 8 | UInt16(output[13]) : 0
