@@ -323,12 +323,15 @@ union shared_tail {
 	__u64 words[PETREL_SHARED_TAIL_WORDS];
 };
 
+/* Words in a shared-table entry with a key of key_words words: key, tail, check. */
+#define SHARED_ENTRY_WORDS(key_words) ((key_words) + PETREL_SHARED_TAIL_WORDS + 1)
+
 /* The way of the first entry of `set` with this key, or an empty mask in
  * *matched if no entry has it. Every way is read and the match kept by masks,
  * not branches: one path for the verifier to walk. */
 static __always_inline __u64 shared_way(const __u64 *set, const __u64 *key, int key_words, __u64 *matched)
 {
-	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	const int entry_words = SHARED_ENTRY_WORDS(key_words);
 	__u64 found = 0, found_way = 0;
 
 #pragma unroll
@@ -352,7 +355,7 @@ static __always_inline __u64 shared_way(const __u64 *set, const __u64 *key, int 
  * over the key and the copy matches the entry's (a torn entry fails). */
 static __always_inline int read_shared_words(const __u64 *set, const __u64 *key, int key_words, union shared_tail *copy)
 {
-	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	const int entry_words = SHARED_ENTRY_WORDS(key_words);
 	__u64 found, way = shared_way(set, key, key_words, &found);
 	const __u64 *entry = set + way * entry_words;
 
@@ -382,7 +385,7 @@ static __always_inline struct petrel_conn *lookup_shared(const struct flow_table
  * then the tail, then the check: a reader meanwhile finds a check that does not match. */
 static __always_inline void write_shared_words(__u64 *set, const __u64 *key, int key_words, const struct petrel_conn *conn)
 {
-	const int entry_words = key_words + PETREL_SHARED_TAIL_WORDS + 1;
+	const int entry_words = SHARED_ENTRY_WORDS(key_words);
 	__u64 matched, match_way = shared_way(set, key, key_words, &matched);
 	__u64 oldest_age = 0, oldest_way = 0, victim;
 	__u32 now = bpf_jiffies64();
